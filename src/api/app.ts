@@ -1,0 +1,64 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import type { Kysely } from 'kysely';
+import { MailroomError } from '../errors.ts';
+import type { Inboxes } from '../inboxes/inboxes.ts';
+import type { Logger } from '../log.ts';
+import type { Messages } from '../messages/messages.ts';
+import type { Database } from '../store/schema.ts';
+import { requireToken, type Env } from './auth.ts';
+import { problemResponse } from './problem.ts';
+import { inboxRoutes } from './routes/inboxes.ts';
+import { messageRoutes } from './routes/messages.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+
+export interface ApiDeps {
+  db: Kysely<Database>;
+  inboxes: Inboxes;
+  messages: Messages;
+  log: Logger;
+  health: () => Promise<{ ok: boolean; engine: string }>;
+}
+
+/** The REST API. Domain errors become problem documents here, and only here. */
+export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
+  const app = new OpenAPIHono<Env>({
+    // zod validation failures: one problem document listing every field that failed.
+    defaultHook: (result) => {
+      if (!result.success) {
+        const errors = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+        throw new MailroomError('invalid_request', errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; '), { details: errors });
+      }
+    },
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof MailroomError) return problemResponse(c, err);
+    // Malformed JSON bodies surface from the validator as an HTTPException with status 400.
+    const status = (err as { status?: number }).status;
+    if (status === 400) return problemResponse(c, new MailroomError('invalid_request', `malformed request body: ${err.message}`));
+    if (status === 413) return problemResponse(c, new MailroomError('payload_too_large', 'request body too large'));
+    deps.log.error({ err, path: c.req.path }, 'unhandled API error');
+    return problemResponse(c, new MailroomError('internal', 'internal error'));
+  });
+  app.notFound((c) => problemResponse(c, new MailroomError('not_found', `no route for ${c.req.method} ${c.req.path}`)));
+
+  app.get('/healthz', async (c) => {
+    const h = await deps.health().catch(() => ({ ok: false, engine: 'unknown' }));
+    return c.json({ status: h.ok ? 'ok' : 'unavailable', engine: h.engine }, h.ok ? 200 : 503);
+  });
+
+  app.use('/v1/*', bodyLimit({ maxSize: 1024 * 1024, onError: () => { throw new MailroomError('payload_too_large', 'request body exceeds 1 MiB'); } }));
+  app.use('/v1/*', requireToken(deps.db));
+  inboxRoutes(app, deps.inboxes);
+  messageRoutes(app, deps.messages);
+  tokenRoutes(app, deps.db);
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Mailroom API', version: '0.1.0', description: 'Email for AI agents: inboxes, messages, threads, tokens.' },
+    security: [{ bearer: [] }],
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  return app;
+}

@@ -1,0 +1,44 @@
+import type { Context } from 'hono';
+import { MailroomError, type ErrorCode } from '../errors.ts';
+
+/**
+ * Errors as RFC 9457 problem documents. `code` is the stable identifier clients switch on;
+ * `detail` is for humans and may change wording between releases.
+ */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail: string;
+  errors?: unknown;
+}
+
+const TITLES: Record<ErrorCode, string> = {
+  invalid_request: 'Invalid request',
+  unauthorized: 'Unauthorized',
+  insufficient_scope: 'Insufficient scope',
+  not_found: 'Not found',
+  conflict: 'Conflict',
+  payload_too_large: 'Payload too large',
+  unknown_domain: 'Unknown domain',
+  username_taken: 'Username taken',
+  storage_unavailable: 'Storage unavailable',
+  internal: 'Internal error',
+};
+
+export function problemResponse(c: Context, err: MailroomError): Response {
+  const body: Problem = {
+    type: `https://mailroom.dev/errors/${err.code}`,
+    title: TITLES[err.code],
+    status: err.status,
+    code: err.code,
+    detail: err.message,
+    ...(err.details !== undefined ? { errors: err.details } : {}),
+  };
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
+  if (err.code === 'unauthorized') headers['www-authenticate'] = 'Bearer realm="mailroom"';
+  // The rest of an oversized body is never read: the connection cannot be reused for another request.
+  if (err.code === 'payload_too_large') headers.connection = 'close';
+  return c.body(JSON.stringify(body), err.status as 400, headers);
+}

@@ -1,0 +1,90 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { Messages } from '../../messages/messages.ts';
+import { principalWith, type Env } from '../auth.ts';
+import { errorResponses, json, Message, MessageQuery, MessageSummary, page, PageQuery, Thread, ThreadWithMessages } from '../schemas.ts';
+
+const InboxParams = z.object({ inbox_id: z.string().max(64) });
+const MessageParams = z.object({ message_id: z.string().max(64) });
+
+/** A filename safe inside a quoted Content-Disposition parameter, with the full name in filename*. */
+function contentDisposition(filename: string | null): string {
+  if (!filename) return 'attachment';
+  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
+}
+
+export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages): void {
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/inboxes/{inbox_id}/messages', tags: ['messages'], summary: 'List messages of an inbox, newest first',
+      request: { params: InboxParams, query: MessageQuery },
+      responses: { 200: json(page(MessageSummary), 'A page of messages'), ...errorResponses },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const result = await messages.list(principalWith(c, 'messages:read'), c.req.valid('param').inbox_id, {
+        ...q, since: q.since ? new Date(q.since) : undefined,
+      });
+      return c.json(result, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/messages/{message_id}', tags: ['messages'], summary: 'Get a message as structured data',
+      request: { params: MessageParams },
+      responses: { 200: json(Message, 'The message'), ...errorResponses },
+    }),
+    async (c) => c.json(await messages.get(principalWith(c, 'messages:read'), c.req.valid('param').message_id), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/messages/{message_id}/raw', tags: ['messages'], summary: 'Download the raw message (message/rfc822)',
+      request: { params: MessageParams },
+      responses: { 200: { description: 'The raw message as stored', content: { 'message/rfc822': { schema: z.string() } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const { message_id } = c.req.valid('param');
+      const raw = await messages.raw(principalWith(c, 'messages:read'), message_id);
+      return c.body(new Uint8Array(raw), 200, { 'content-type': 'message/rfc822', 'content-disposition': `attachment; filename="${message_id}.eml"` });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/messages/{message_id}/attachments/{attachment_id}', tags: ['messages'], summary: 'Download an attachment',
+      request: { params: MessageParams.extend({ attachment_id: z.string().max(64) }) },
+      responses: { 200: { description: 'The attachment bytes', content: { 'application/octet-stream': { schema: z.string() } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const { message_id, attachment_id } = c.req.valid('param');
+      const { meta, content } = await messages.attachment(principalWith(c, 'messages:read'), message_id, attachment_id);
+      return c.body(new Uint8Array(content), 200, {
+        // Served as a download, never rendered: an attachment is untrusted content.
+        'content-type': /^[\w.+-]+\/[\w.+-]+$/.test(meta.content_type) ? meta.content_type : 'application/octet-stream',
+        'content-disposition': contentDisposition(meta.filename),
+        'x-content-type-options': 'nosniff',
+        'x-content-sha256': meta.sha256,
+      });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/inboxes/{inbox_id}/threads', tags: ['threads'], summary: 'List threads of an inbox, newest first',
+      request: { params: InboxParams, query: PageQuery },
+      responses: { 200: json(page(Thread), 'A page of threads'), ...errorResponses },
+    }),
+    async (c) => c.json(await messages.listThreads(principalWith(c, 'messages:read'), c.req.valid('param').inbox_id, c.req.valid('query')), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/threads/{thread_id}', tags: ['threads'], summary: 'Get a thread with its messages, oldest first',
+      request: { params: z.object({ thread_id: z.string().max(64) }) },
+      responses: { 200: json(ThreadWithMessages, 'The thread'), ...errorResponses },
+    }),
+    async (c) => c.json(await messages.getThread(principalWith(c, 'messages:read'), c.req.valid('param').thread_id), 200),
+  );
+}

@@ -1,0 +1,99 @@
+import { z } from '@hono/zod-openapi';
+import { SCOPES } from '../auth/scopes.ts';
+
+/** Request and response shapes of the REST API (snake_case), also the source of /openapi.json. */
+
+export const Problem = z
+  .object({ type: z.string(), title: z.string(), status: z.number(), code: z.string(), detail: z.string(), errors: z.any().optional() })
+  .openapi('Problem');
+
+const Metadata = z.record(z.string(), z.unknown());
+
+export const Inbox = z
+  .object({
+    id: z.string(), address: z.string(), username: z.string(), domain: z.string(), display_name: z.string().nullable(),
+    metadata: Metadata, client_id: z.string().nullable(), created_at: z.string(), updated_at: z.string(),
+  })
+  .openapi('Inbox');
+
+// Header-unsafe characters are refused everywhere a value could end up in a header.
+const noControl = (s: string) => !/[\r\n\u0000]/.test(s);
+
+export const CreateInbox = z
+  .object({
+    username: z.string().min(1).max(64).optional().openapi({ description: 'Local part; a readable unique one is picked when omitted.' }),
+    domain: z.string().max(253).optional().openapi({ description: 'One of MAILROOM_DOMAIN; the first by default.' }),
+    display_name: z.string().max(200).refine(noControl, 'must not contain line breaks').nullable().optional(),
+    metadata: Metadata.optional(),
+    client_id: z.string().min(1).max(200).optional().openapi({ description: 'Idempotency: the same client_id returns the same inbox.' }),
+  })
+  .strict()
+  .openapi('CreateInbox');
+
+export const UpdateInbox = z
+  .object({
+    display_name: z.string().max(200).refine(noControl, 'must not contain line breaks').nullable().optional(),
+    metadata: Metadata.optional(),
+  })
+  .strict()
+  .openapi('UpdateInbox');
+
+const Address = z.object({ address: z.string(), name: z.string() });
+export const Attachment = z
+  .object({ id: z.string(), filename: z.string().nullable(), content_type: z.string(), size: z.number(), sha256: z.string(), content_id: z.string().nullable(), disposition: z.string().nullable() })
+  .openapi('Attachment');
+
+const summaryShape = {
+  id: z.string(), inbox_id: z.string(), thread_id: z.string(), direction: z.enum(['inbound', 'outbound']),
+  from: Address.nullable(), to: z.array(Address), cc: z.array(Address), reply_to: z.array(Address),
+  subject: z.string().nullable(), date: z.string().nullable(), message_id: z.string().nullable(), in_reply_to: z.string().nullable(),
+  references: z.array(z.string()), preview: z.string(), attachments: z.array(Attachment), size: z.number(), received_at: z.string(),
+  parse_warnings: z.array(z.string()),
+};
+export const MessageSummary = z.object(summaryShape).openapi('MessageSummary');
+export const Message = z
+  .object({ ...summaryShape, text: z.string().nullable(), html: z.string().nullable(), headers: z.array(z.object({ name: z.string(), value: z.string() })) })
+  .openapi('Message');
+
+export const Thread = z
+  .object({ id: z.string(), inbox_id: z.string(), subject: z.string().nullable(), message_count: z.number(), first_message_at: z.string(), last_message_at: z.string() })
+  .openapi('Thread');
+export const ThreadWithMessages = Thread.extend({ messages: z.array(Message) }).openapi('ThreadWithMessages');
+
+export const Token = z
+  .object({
+    id: z.string(), name: z.string().nullable(), prefix: z.string(), scopes: z.array(z.enum(SCOPES)), inbox_ids: z.array(z.string()).nullable(),
+    created_at: z.string(), last_used_at: z.string().nullable(), revoked_at: z.string().nullable(),
+  })
+  .openapi('Token');
+export const CreatedToken = Token.extend({ token: z.string().openapi({ description: 'The secret. Shown only in this response.' }) }).openapi('CreatedToken');
+export const CreateToken = z
+  .object({
+    scopes: z.array(z.enum(SCOPES)).min(1),
+    inbox_ids: z.array(z.string()).max(1000).optional().openapi({ description: 'Restrict the token to these inboxes.' }),
+    name: z.string().max(200).optional(),
+  })
+  .strict()
+  .openapi('CreateToken');
+
+export const page = <T extends z.ZodTypeAny>(item: T) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });
+
+export const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(200).optional().openapi({ description: 'Page size, 1-200 (default 50).' }),
+  cursor: z.string().max(200).optional().openapi({ description: 'next_cursor of the previous page.' }),
+});
+
+export const MessageQuery = PageQuery.extend({
+  thread_id: z.string().max(64).optional(),
+  since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Only messages received at or after this time (ISO 8601).' }),
+  direction: z.enum(['inbound', 'outbound']).optional(),
+});
+
+export const errorResponses = {
+  400: { description: 'Invalid request', content: { 'application/problem+json': { schema: Problem } } },
+  401: { description: 'Missing or invalid token', content: { 'application/problem+json': { schema: Problem } } },
+  403: { description: 'The token lacks a scope', content: { 'application/problem+json': { schema: Problem } } },
+  404: { description: 'Not found (or not visible to this token)', content: { 'application/problem+json': { schema: Problem } } },
+} as const;
+
+export const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });

@@ -1,0 +1,17 @@
+export const SCOPES = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+/**
+ * What a request is allowed to do, resolved once from its bearer token. `inboxIds` null means
+ * every inbox; otherwise the token sees only those inboxes and everything in them.
+ */
+export interface Principal {
+  tokenId: string;
+  scopes: ReadonlySet<Scope>;
+  inboxIds: ReadonlySet<string> | null;
+}
+
+export const hasScope = (p: Principal, scope: Scope): boolean => p.scopes.has('admin') || p.scopes.has(scope);
+
+/** Whether the principal may see this inbox at all. Callers answer 404, never 403, when it may not. */
+export const canSeeInbox = (p: Principal, inboxId: string): boolean => p.inboxIds === null || p.inboxIds.has(inboxId);

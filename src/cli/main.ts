@@ -1,0 +1,177 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { SCOPES, type Scope } from '../auth/scopes.ts';
+import { ApiError, request, ServerUnreachable } from './client.ts';
+import { json, out, table } from './format.ts';
+
+const USAGE = `mailroom — email for AI agents
+
+Usage:
+  mailroom serve                                   run SMTP + HTTP (embedded database unless DATABASE_URL is set)
+  mailroom inbox create [--username U] [--domain D] [--display-name N] [--client-id C]
+  mailroom inbox list [--limit N]
+  mailroom inbox delete <inbox_id>
+  mailroom messages list <inbox_id> [--thread T] [--limit N]
+  mailroom messages show <message_id> [--raw]
+  mailroom token create --scope S [--scope S …] [--inbox ID …] [--name N]
+  mailroom token list
+  mailroom token revoke <token_id>
+
+Every command but serve talks to a running server: MAILROOM_URL (default http://127.0.0.1:8080) with
+MAILROOM_TOKEN (default: $MAILROOM_DATA_DIR/admin-token). Add --json for machine-readable output.
+Scopes: ${SCOPES.join(', ')}
+`;
+
+const OPTIONS = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+  username: { type: 'string' },
+  domain: { type: 'string' },
+  'display-name': { type: 'string' },
+  'client-id': { type: 'string' },
+  limit: { type: 'string' },
+  thread: { type: 'string' },
+  raw: { type: 'boolean' },
+  scope: { type: 'string', multiple: true },
+  inbox: { type: 'string', multiple: true },
+  name: { type: 'string' },
+} satisfies ParseArgsConfig['options'];
+
+class UsageError extends Error {}
+
+function need(v: string | undefined, what: string): string {
+  if (!v) throw new UsageError(`missing ${what}`);
+  return v;
+}
+
+function limitOf(v: string | undefined): string {
+  if (v === undefined) return '';
+  if (!/^\d+$/.test(v)) throw new UsageError('--limit must be a number');
+  return `limit=${v}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    process.stderr.write(`mailroom: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values: o, positionals: [group, action, arg] } = parsed;
+  if (o.version) {
+    out(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version);
+    return 0;
+  }
+  if (o.help || !group || group === 'help') {
+    out(USAGE);
+    return group || o.help ? 0 : 2;
+  }
+  try {
+    switch (`${group} ${action ?? ''}`.trim()) {
+      case 'serve':
+        // Loaded on demand: the client commands stay quick to start (no database modules).
+        return await (await import('./serve.ts')).serveCommand();
+
+      case 'inbox create': {
+        const inbox = await request('POST', '/v1/inboxes', {
+          ...(o.username ? { username: o.username } : {}),
+          ...(o.domain ? { domain: o.domain } : {}),
+          ...(o['display-name'] ? { display_name: o['display-name'] } : {}),
+          ...(o['client-id'] ? { client_id: o['client-id'] } : {}),
+        });
+        if (o.json) json(inbox);
+        else out(`${inbox.address}  (${inbox.id})`);
+        return 0;
+      }
+      case 'inbox list': {
+        const page = await request('GET', `/v1/inboxes?${limitOf(o.limit)}`);
+        if (o.json) json(page);
+        else out(table(page.data, ['id', 'address', 'display_name', 'created_at']));
+        return 0;
+      }
+      case 'inbox delete': {
+        await request('DELETE', `/v1/inboxes/${encodeURIComponent(need(arg, 'inbox id'))}`);
+        if (o.json) json({ deleted: arg });
+        else out(`deleted ${arg}`);
+        return 0;
+      }
+
+      case 'messages list': {
+        const q = [limitOf(o.limit), o.thread ? `thread_id=${encodeURIComponent(o.thread)}` : ''].filter(Boolean).join('&');
+        const page = await request('GET', `/v1/inboxes/${encodeURIComponent(need(arg, 'inbox id'))}/messages?${q}`);
+        if (o.json) json(page);
+        else out(table(page.data.map((m: any) => ({ ...m, from: m.from?.address ?? '', attachments: m.attachments.length })), ['id', 'received_at', 'from', 'subject', 'attachments']));
+        return 0;
+      }
+      case 'messages show': {
+        const id = encodeURIComponent(need(arg, 'message id'));
+        if (o.raw) {
+          process.stdout.write(await request<Buffer>('GET', `/v1/messages/${id}/raw`, undefined, { raw: true }));
+          return 0;
+        }
+        const m = await request('GET', `/v1/messages/${id}`);
+        if (o.json) json(m);
+        else {
+          out([
+            `From:     ${m.from ? `${m.from.name ? `${m.from.name} ` : ''}<${m.from.address}>` : '(none)'}`,
+            `To:       ${m.to.map((a: any) => a.address).join(', ')}`,
+            ...(m.cc.length ? [`Cc:       ${m.cc.map((a: any) => a.address).join(', ')}`] : []),
+            `Subject:  ${m.subject ?? ''}`,
+            `Date:     ${m.date ?? ''}  (received ${m.received_at})`,
+            `Thread:   ${m.thread_id}`,
+            ...m.attachments.map((a: any) => `Attached: ${a.filename ?? '(unnamed)'}  ${a.content_type}  ${a.size} bytes  ${a.id}`),
+            ...(m.parse_warnings.length ? [`Warnings: ${m.parse_warnings.join('; ')}`] : []),
+            '',
+            m.text ?? '(no text part)',
+          ].join('\n'));
+        }
+        return 0;
+      }
+
+      case 'token create': {
+        const scopes = (o.scope ?? []) as string[];
+        if (!scopes.length) throw new UsageError(`--scope is required (one or more of ${SCOPES.join(', ')})`);
+        const bad = scopes.filter((s) => !SCOPES.includes(s as Scope));
+        if (bad.length) throw new UsageError(`unknown scope ${bad.join(', ')}; valid: ${SCOPES.join(', ')}`);
+        const body = { scopes, ...(o.inbox?.length ? { inbox_ids: o.inbox } : {}), ...(o.name ? { name: o.name } : {}) };
+        let created;
+        try {
+          created = await request('POST', '/v1/tokens', body);
+        } catch (err) {
+          // No server running: an embedded data directory can be written directly (it is not locked).
+          if (!(err instanceof ServerUnreachable) || process.env.MAILROOM_URL) throw err;
+          created = await (await import('./offline.ts')).createTokenOffline(body as any);
+        }
+        if (o.json) json(created);
+        else out(`${created.token}\n\n(${created.id}; scopes ${created.scopes.join(', ')}${created.inbox_ids ? `; inboxes ${created.inbox_ids.join(', ')}` : ''}). The secret is shown only now.`);
+        return 0;
+      }
+      case 'token list': {
+        const page = await request('GET', '/v1/tokens');
+        if (o.json) json(page);
+        else out(table(page.data, ['id', 'name', 'prefix', 'scopes', 'inbox_ids', 'last_used_at', 'revoked_at']));
+        return 0;
+      }
+      case 'token revoke': {
+        const t = await request('DELETE', `/v1/tokens/${encodeURIComponent(need(arg, 'token id'))}`);
+        if (o.json) json(t);
+        else out(`revoked ${t.id}`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${[group, action].filter(Boolean).join(' ')}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`mailroom: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (err instanceof ApiError) {
+      process.stderr.write(`mailroom: ${err.message} (${err.code}, HTTP ${err.status})\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,93 @@
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * All configuration comes from the environment and is validated once, at start. Every other
+ * module receives a typed `Config` and never reads `process.env` itself, so a test can start a
+ * whole Mailroom with an object literal.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+const bytes = z.coerce.number().int().positive();
+const domainList = z
+  .string()
+  .transform((s) => s.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'not a domain name')).min(1));
+
+const EnvSchema = z.object({
+  MAILROOM_DATA_DIR: z.string().default('./.mailroom'),
+  DATABASE_URL: z.string().url().optional(),
+  MAILROOM_DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('public'),
+  MAILROOM_DOMAIN: domainList.default(['mailroom.localhost']),
+  MAILROOM_HOST: z.string().default('127.0.0.1'),
+  MAILROOM_HTTP_PORT: port.default(8080),
+  MAILROOM_SMTP_HOST: z.string().optional(),
+  MAILROOM_SMTP_PORT: port.default(2525),
+  MAILROOM_HOSTNAME: z.string().default(hostname()),
+  MAILROOM_TLS_CERT: z.string().optional(),
+  MAILROOM_TLS_KEY: z.string().optional(),
+  MAILROOM_ADMIN_TOKEN: z.string().min(20, 'MAILROOM_ADMIN_TOKEN must be at least 20 characters').optional(),
+  MAILROOM_MAX_MESSAGE_SIZE: bytes.default(25 * 1024 * 1024),
+  MAILROOM_MAX_HEADER_SIZE: bytes.default(256 * 1024),
+  MAILROOM_MAX_RECIPIENTS: z.coerce.number().int().min(1).default(100),
+  MAILROOM_MAX_CONNECTIONS_PER_IP: z.coerce.number().int().min(1).default(20),
+  MAILROOM_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1000),
+  MAILROOM_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(1).max(600).default(30),
+  MAILROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  dataDir: string;
+  databaseUrl?: string;
+  databaseSchema: string;
+  domains: string[];
+  host: string;
+  httpPort: number;
+  smtpHost: string;
+  smtpPort: number;
+  hostname: string;
+  tls?: { cert: string; key: string };
+  adminToken?: string;
+  maxMessageSize: number;
+  maxHeaderSize: number;
+  maxRecipients: number;
+  maxConnectionsPerIp: number;
+  maxConnections: number;
+  /** On SIGTERM, how long open SMTP sessions get to finish before they are told 421 and closed. */
+  shutdownGraceSeconds: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  if (Boolean(e.MAILROOM_TLS_CERT) !== Boolean(e.MAILROOM_TLS_KEY)) {
+    throw new ConfigError('invalid configuration: MAILROOM_TLS_CERT and MAILROOM_TLS_KEY must be set together');
+  }
+  return {
+    dataDir: path.resolve(e.MAILROOM_DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    databaseSchema: e.MAILROOM_DATABASE_SCHEMA,
+    domains: e.MAILROOM_DOMAIN,
+    host: e.MAILROOM_HOST,
+    httpPort: e.MAILROOM_HTTP_PORT,
+    smtpHost: e.MAILROOM_SMTP_HOST ?? e.MAILROOM_HOST,
+    smtpPort: e.MAILROOM_SMTP_PORT,
+    hostname: e.MAILROOM_HOSTNAME,
+    tls: e.MAILROOM_TLS_CERT && e.MAILROOM_TLS_KEY ? { cert: e.MAILROOM_TLS_CERT, key: e.MAILROOM_TLS_KEY } : undefined,
+    adminToken: e.MAILROOM_ADMIN_TOKEN,
+    maxMessageSize: e.MAILROOM_MAX_MESSAGE_SIZE,
+    maxHeaderSize: e.MAILROOM_MAX_HEADER_SIZE,
+    maxRecipients: e.MAILROOM_MAX_RECIPIENTS,
+    maxConnectionsPerIp: e.MAILROOM_MAX_CONNECTIONS_PER_IP,
+    maxConnections: e.MAILROOM_MAX_CONNECTIONS,
+    shutdownGraceSeconds: e.MAILROOM_SHUTDOWN_GRACE_SECONDS,
+    logLevel: e.MAILROOM_LOG_LEVEL,
+  };
+}

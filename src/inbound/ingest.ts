@@ -1,0 +1,181 @@
+import { sql } from 'kysely';
+import type { PgBoss } from 'pg-boss';
+import { newId } from '../ids.ts';
+import { bossSchemaFor, QUEUES } from '../jobs/boss.ts';
+import { INGEST_GROUP, type IngestJob } from './receipts.ts';
+import type { Logger } from '../log.ts';
+import { assignThreads } from '../messages/threading.ts';
+import { traceHeaderFields } from './trace.ts';
+import { parseMessage, type ParsedMessage } from '../mime/parse.ts';
+import type { Store } from '../store/database.ts';
+
+/**
+ * The ingest job: accepted receipt → parsed messages, one per recipient inbox, threaded, with
+ * attachments in the blob store. It runs after the `250`, from the durable queue, so a crash here
+ * only delays it: the job is retried and every write is idempotent (message ids were fixed at
+ * accept time; a receipt already ingested is skipped).
+ */
+export async function ingestReceipts(store: Store, receiptIds: string[], log: Logger): Promise<number> {
+  try {
+    return await ingestBatch(store, receiptIds, log);
+  } catch (err) {
+    if (receiptIds.length <= 1) throw err;
+    // One receipt that cannot be ingested (a value the database refuses, a missing blob) must not
+    // hold back the rest of its batch, which the job engine would otherwise retry and fail with it.
+    // One by one, the others get in; the error is rethrown so the job is retried, and the retry
+    // skips the receipts ingested here.
+    log.warn({ err, receipts: receiptIds.length }, 'batch ingest failed; ingesting its receipts one by one');
+    let count = 0;
+    let failure: unknown = null;
+    for (const id of receiptIds) {
+      try {
+        count += await ingestBatch(store, [id], log);
+      } catch (e) {
+        log.error({ err: e, receipt: id }, 'could not ingest a received message; its raw stays stored and the job is retried');
+        failure ??= e;
+      }
+    }
+    if (failure) throw failure;
+    return count;
+  }
+}
+
+async function ingestBatch(store: Store, receiptIds: string[], log: Logger): Promise<number> {
+  const { db, blobs } = store;
+  const receipts = await db.selectFrom('receipts').selectAll().where('id', 'in', receiptIds).where('state', '=', 'accepted').execute();
+  if (!receipts.length) return 0;
+  const deliveries = await db.selectFrom('deliveries').selectAll().where('receipt_id', 'in', receipts.map((r) => r.id)).orderBy('id').execute();
+
+  // Parse and store attachment bodies outside the transaction: CPU and file I/O must not hold
+  // PGlite's single connection. Blobs are content-addressed, so a retry rewrites nothing.
+  const parsed = new Map<string, { p: ParsedMessage; attachmentShas: string[]; attachmentSizes: number[] }>();
+  for (const r of receipts) {
+    const raw = await blobs.get(r.raw_sha256);
+    // Logged by ingestReceipts, which isolates the receipt and lets the job be retried.
+    if (!raw) throw new Error(`raw message ${r.raw_sha256} of receipt ${r.id} is missing from the blob store`);
+    // The sender's bytes are parsed on their own and Mailroom's trace headers are added from its own
+    // bytes: a message whose first line starts with a space or tab would otherwise read as a folded
+    // continuation of our Received header, letting a sender append text to a header we vouch for.
+    const p = await parseMessage(raw.subarray(r.trace_size));
+    p.headers = [...traceHeaderFields(raw.subarray(0, r.trace_size)), ...p.headers];
+    const attachmentShas: string[] = [];
+    const attachmentSizes: number[] = [];
+    for (const a of p.attachments) {
+      attachmentShas.push(await blobs.put(a.content));
+      attachmentSizes.push(a.content.length);
+      // Stored: drop the bytes now, so a batch of large messages does not hold every attachment in memory.
+      a.content = Buffer.alloc(0);
+    }
+    parsed.set(r.id, { p, attachmentShas, attachmentSizes });
+  }
+
+  return db.transaction().execute(async (trx) => {
+    const existing = new Set(
+      deliveries.length ? (await trx.selectFrom('messages').select('id').where('id', 'in', deliveries.map((d) => d.id)).execute()).map((m) => m.id) : [],
+    );
+    const todo = deliveries.filter((d) => !existing.has(d.id));
+    const receiptById = new Map(receipts.map((r) => [r.id, r]));
+    const threads = await assignThreads(trx, todo.map((d) => {
+      const { p } = parsed.get(d.receipt_id)!;
+      return {
+        key: d.id,
+        inboxId: d.inbox_id,
+        subject: p.subject,
+        at: receiptById.get(d.receipt_id)!.received_at,
+        ownId: p.message_id,
+        parents: [...new Set([...(p.in_reply_to ? [p.in_reply_to] : []), ...p.references])],
+      };
+    }));
+    // Chunked inserts: PostgreSQL takes at most 65,535 bind parameters per statement, and a group of
+    // receipts with many recipients each can exceed that (22 columns per message row).
+    for (let i = 0; i < todo.length; i += 1000) {
+      await trx
+        .insertInto('messages')
+        .values(todo.slice(i, i + 1000).map((d) => {
+          const r = receiptById.get(d.receipt_id)!;
+          const { p } = parsed.get(d.receipt_id)!;
+          return {
+            id: d.id,
+            inbox_id: d.inbox_id,
+            thread_id: threads.get(d.id)!,
+            receipt_id: r.id,
+            direction: 'inbound' as const,
+            from_address: p.from?.address ?? null,
+            from_name: p.from?.name || null,
+            to: JSON.stringify(p.to),
+            cc: JSON.stringify(p.cc),
+            reply_to: JSON.stringify(p.reply_to),
+            subject: p.subject,
+            date: p.date,
+            message_id: p.message_id,
+            in_reply_to: p.in_reply_to,
+            references: JSON.stringify(p.references),
+            text: p.text,
+            html: p.html,
+            headers: JSON.stringify(p.headers),
+            size: r.raw_size,
+            raw_sha256: r.raw_sha256,
+            received_at: r.received_at,
+            parse_warnings: JSON.stringify(p.warnings),
+          };
+        }))
+        .execute();
+    }
+    if (todo.length) {
+      const attachmentRows = todo.flatMap((d) => {
+        const { p, attachmentShas, attachmentSizes } = parsed.get(d.receipt_id)!;
+        return p.attachments.map((a, i) => ({
+          id: newId('att'),
+          message_id: d.id,
+          position: i,
+          filename: a.filename,
+          content_type: a.content_type,
+          disposition: a.disposition,
+          content_id: a.content_id,
+          size: attachmentSizes[i],
+          sha256: attachmentShas[i],
+        }));
+      });
+      // Chunked: a message may carry up to maxAttachments parts, and bind parameters are finite.
+      for (let i = 0; i < attachmentRows.length; i += 500) {
+        await trx.insertInto('attachments').values(attachmentRows.slice(i, i + 500)).execute();
+      }
+    }
+    await trx.updateTable('receipts').set({ state: 'ingested', ingested_at: new Date() }).where('id', 'in', receipts.map((r) => r.id)).execute();
+    return todo.length;
+  });
+}
+
+/**
+ * Embedded mode only, before the worker starts. A job that was `active` when the previous process
+ * died (kill -9, OOM, power cut) stays claimed until its expireInSeconds (300 s) runs out and a
+ * supervise pass notices, so messages already acknowledged with 250 stayed unparsed and invisible
+ * for minutes after a restart (found by test/crash.test.ts, D3). The data-dir lock makes this the
+ * only process on the database, so every ingest job still active now is such an orphan: fail it,
+ * and pg-boss retries it under the queue's retry policy (ingestion is idempotent).
+ */
+async function retryOrphanedJobs(store: Store, boss: PgBoss, log: Logger): Promise<void> {
+  // pg-boss has no call that lists active jobs: read its job table.
+  const { rows } = await sql<{ id: string }>`SELECT id FROM ${sql.table(`${bossSchemaFor(null)}.job`)} WHERE name = ${QUEUES.ingest} AND state = 'active'`.execute(store.db);
+  if (!rows.length) return;
+  await boss.fail(QUEUES.ingest, rows.map((r) => r.id), { message: 'the process running this job stopped before finishing it' });
+  log.info({ count: rows.length }, 'ingest: retrying jobs left active by a process that stopped');
+}
+
+/** Starts this process's ingest workers. Several processes on one PostgreSQL share the queue. */
+export async function startIngestWorker(store: Store, boss: PgBoss, log: Logger): Promise<void> {
+  if (store.engine === 'pglite') await retryOrphanedJobs(store, boss, log);
+  await boss.work<IngestJob>(
+    QUEUES.ingest,
+    // burstWhenBatchFull: a full batch means more are waiting, so fetch again at once instead of
+    // sleeping out the polling interval (which capped parsing at batchSize / 0.5 s; see bench/README.md).
+    { batchSize: 4, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true },
+    async (jobs) => {
+      // Jobs hold up to INGEST_GROUP receipts each; a transaction takes one group at most.
+      const ids = jobs.flatMap((j) => j.data.receipt_ids ?? []);
+      let n = 0;
+      for (let i = 0; i < ids.length; i += INGEST_GROUP) n += await ingestReceipts(store, ids.slice(i, i + INGEST_GROUP), log);
+      log.debug({ jobs: jobs.length, receipts: ids.length, messages: n }, 'ingested');
+    },
+  );
+}

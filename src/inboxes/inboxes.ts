@@ -1,0 +1,189 @@
+import type { Kysely } from 'kysely';
+import { MailroomError, notFound } from '../errors.ts';
+import { newId } from '../ids.ts';
+import { canSeeInbox, type Principal } from '../auth/scopes.ts';
+import { clampLimit, decodeCursor, toPage, type Page, type PageRequest } from '../store/pagination.ts';
+import type { Database, InboxRow } from '../store/schema.ts';
+import { generateUsername, RESERVED, validUsername } from './usernames.ts';
+
+/** Inboxes: the domain functions and all their SQL. */
+
+export interface InboxView {
+  id: string;
+  address: string;
+  username: string;
+  domain: string;
+  display_name: string | null;
+  metadata: Record<string, unknown>;
+  client_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export const toInboxView = (r: InboxRow): InboxView => ({
+  id: r.id,
+  address: r.address,
+  username: r.username,
+  domain: r.domain,
+  display_name: r.display_name,
+  metadata: r.metadata,
+  client_id: r.client_id,
+  created_at: r.created_at.toISOString(),
+  updated_at: r.updated_at.toISOString(),
+});
+
+export interface CreateInboxInput {
+  username?: string;
+  domain?: string;
+  display_name?: string | null;
+  metadata?: Record<string, unknown>;
+  client_id?: string;
+}
+
+const isUniqueViolation = (err: unknown, constraint?: string) =>
+  (err as { code?: string })?.code === '23505' &&
+  (!constraint || String((err as { constraint?: string; message?: string }).constraint ?? (err as Error).message).includes(constraint));
+
+export class Inboxes {
+  readonly #db: Kysely<Database>;
+  readonly #domains: string[];
+
+  /**
+   * Address → live inbox id (null: no such inbox), only when this process is the database's sole
+   * writer (embedded mode, guaranteed by the data-dir lock). There every RCPT would otherwise queue
+   * behind ingest work on PGlite's single connection; every inbox change goes through this object,
+   * so the cache is exact. On PostgreSQL another process may create or delete an inbox at any time,
+   * so the lookup always asks the database.
+   */
+  readonly #addressCache: Map<string, string | null> | null;
+
+  constructor(db: Kysely<Database>, domains: string[], opts: { soleWriter?: boolean } = {}) {
+    this.#db = db;
+    this.#domains = domains;
+    this.#addressCache = opts.soleWriter ? new Map() : null;
+  }
+
+  get domains(): readonly string[] {
+    return this.#domains;
+  }
+
+  /** Creates an inbox. With a client_id already used, returns that inbox instead (`created: false`). */
+  async create(input: CreateInboxInput): Promise<{ inbox: InboxView; created: boolean }> {
+    if (input.client_id) {
+      const existing = await this.#byClientId(input.client_id);
+      if (existing) return { inbox: toInboxView(existing), created: false };
+    }
+    const domain = (input.domain ?? this.#domains[0]).toLowerCase();
+    if (!this.#domains.includes(domain)) {
+      throw new MailroomError('unknown_domain', `domain "${domain}" is not served by this Mailroom; served domains: ${this.#domains.join(', ')}`);
+    }
+    const explicit = input.username?.toLowerCase();
+    if (explicit !== undefined && !validUsername(explicit)) {
+      throw new MailroomError('invalid_request', 'username must be 1-64 characters of a-z, 0-9, ".", "_" or "-", starting and ending with a letter or digit');
+    }
+    for (let attempt = 0; ; attempt++) {
+      const username = explicit ?? generateUsername();
+      if (!explicit && RESERVED.has(username)) continue;
+      const now = new Date();
+      try {
+        const row = await this.#db
+          .insertInto('inboxes')
+          .values({
+            id: newId('inb'),
+            username,
+            domain,
+            address: `${username}@${domain}`,
+            display_name: input.display_name ?? null,
+            metadata: JSON.stringify(input.metadata ?? {}),
+            client_id: input.client_id ?? null,
+            created_at: now,
+            updated_at: now,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        this.#addressCache?.set(row.address, row.id);
+        return { inbox: toInboxView(row), created: true };
+      } catch (err) {
+        if (isUniqueViolation(err, 'client_id') && input.client_id) {
+          // Lost a race with a concurrent create carrying the same client_id: that one is ours too.
+          const existing = await this.#byClientId(input.client_id);
+          if (existing) return { inbox: toInboxView(existing), created: false };
+        }
+        if (isUniqueViolation(err, 'address')) {
+          if (explicit) throw new MailroomError('username_taken', `the address ${explicit}@${domain} is already taken`);
+          if (attempt < 20) continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  #byClientId(clientId: string) {
+    return this.#db.selectFrom('inboxes').selectAll().where('client_id', '=', clientId).where('deleted_at', 'is', null).executeTakeFirst();
+  }
+
+  async list(p: Principal, page: PageRequest): Promise<Page<InboxView>> {
+    const limit = clampLimit(page.limit);
+    const after = decodeCursor(page.cursor);
+    let q = this.#db.selectFrom('inboxes').selectAll().where('deleted_at', 'is', null);
+    if (p.inboxIds) q = p.inboxIds.size ? q.where('id', 'in', [...p.inboxIds]) : q.where(({ lit }) => lit(false));
+    if (after) q = q.where('id', '<', after);
+    const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
+    return toPage(rows, limit, toInboxView);
+  }
+
+  /** The inbox if it exists, is live and the principal may see it; otherwise not_found. */
+  async get(p: Principal, id: string): Promise<InboxView> {
+    return toInboxView(await this.#visibleRow(p, id));
+  }
+
+  async #visibleRow(p: Principal, id: string): Promise<InboxRow> {
+    if (!canSeeInbox(p, id)) throw notFound('inbox');
+    const row = await this.#db.selectFrom('inboxes').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!row) throw notFound('inbox');
+    return row;
+  }
+
+  async update(p: Principal, id: string, patch: { display_name?: string | null; metadata?: Record<string, unknown> }): Promise<InboxView> {
+    await this.#visibleRow(p, id);
+    const row = await this.#db
+      .updateTable('inboxes')
+      .set({
+        ...(patch.display_name !== undefined ? { display_name: patch.display_name } : {}),
+        ...(patch.metadata !== undefined ? { metadata: JSON.stringify(patch.metadata) } : {}),
+        updated_at: new Date(),
+      })
+      .where('id', '=', id)
+      .where('deleted_at', 'is', null)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw notFound('inbox');
+    return toInboxView(row);
+  }
+
+  /**
+   * Deletes an inbox: from now on its address is refused over SMTP and its messages are gone from
+   * the API. The row is kept (soft delete) so stored mail stays consistent; the address is freed.
+   */
+  async delete(p: Principal, id: string): Promise<void> {
+    const row = await this.#visibleRow(p, id);
+    this.#addressCache?.set(row.address, null);
+    await this.#db.updateTable('inboxes').set({ deleted_at: new Date(), client_id: null }).where('id', '=', id).execute();
+  }
+
+  /** The live inbox id for an address on a served domain, or null. Used by the SMTP recipient policy. */
+  async idForAddress(username: string, domain: string): Promise<string | null> {
+    const address = `${username}@${domain}`;
+    const cached = this.#addressCache?.get(address);
+    if (cached !== undefined) return cached;
+    const row = await this.#db
+      .selectFrom('inboxes')
+      .select('id')
+      .where('address', '=', address)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+    // Bounded: a flood of RCPTs to made-up addresses must not grow memory without limit.
+    if (this.#addressCache && this.#addressCache.size < 100_000) this.#addressCache.set(address, row?.id ?? null);
+    return row?.id ?? null;
+  }
+}

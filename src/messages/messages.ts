@@ -1,0 +1,210 @@
+import { sql, type Kysely } from 'kysely';
+import { canSeeInbox, type Principal } from '../auth/scopes.ts';
+import { MailroomError, notFound } from '../errors.ts';
+import type { Inboxes } from '../inboxes/inboxes.ts';
+import type { BlobStore } from '../store/blobs.ts';
+import { clampLimit, decodeCursor, toPage, type Page, type PageRequest } from '../store/pagination.ts';
+import type { AttachmentRow, Database, MessageRow, ThreadRow } from '../store/schema.ts';
+
+/** Reading messages and threads: the domain functions behind the API, and all their SQL. */
+
+export interface AttachmentView {
+  id: string;
+  filename: string | null;
+  content_type: string;
+  size: number;
+  sha256: string;
+  content_id: string | null;
+  disposition: string | null;
+}
+
+export interface MessageSummary {
+  id: string;
+  inbox_id: string;
+  thread_id: string;
+  direction: 'inbound' | 'outbound';
+  from: { address: string; name: string } | null;
+  to: { address: string; name: string }[];
+  cc: { address: string; name: string }[];
+  reply_to: { address: string; name: string }[];
+  subject: string | null;
+  date: string | null;
+  message_id: string | null;
+  in_reply_to: string | null;
+  references: string[];
+  preview: string;
+  attachments: AttachmentView[];
+  size: number;
+  received_at: string;
+  parse_warnings: string[];
+}
+
+export interface MessageView extends MessageSummary {
+  text: string | null;
+  html: string | null;
+  headers: { name: string; value: string }[];
+}
+
+export interface ThreadView {
+  id: string;
+  inbox_id: string;
+  subject: string | null;
+  message_count: number;
+  first_message_at: string;
+  last_message_at: string;
+}
+
+const toAttachmentView = (a: AttachmentRow): AttachmentView => ({
+  id: a.id, filename: a.filename, content_type: a.content_type, size: a.size, sha256: a.sha256, content_id: a.content_id, disposition: a.disposition,
+});
+
+const preview = (text: string | null) => (text ?? '').replace(/\s+/g, ' ').trim().slice(0, 200);
+
+function toSummary(m: MessageRow, attachments: AttachmentRow[]): MessageSummary {
+  return {
+    id: m.id,
+    inbox_id: m.inbox_id,
+    thread_id: m.thread_id,
+    direction: m.direction,
+    from: m.from_address !== null ? { address: m.from_address, name: m.from_name ?? '' } : null,
+    to: m.to,
+    cc: m.cc,
+    reply_to: m.reply_to,
+    subject: m.subject,
+    date: m.date?.toISOString() ?? null,
+    message_id: m.message_id,
+    in_reply_to: m.in_reply_to,
+    references: m.references,
+    preview: preview(m.text),
+    attachments: attachments.map(toAttachmentView),
+    size: m.size,
+    received_at: m.received_at.toISOString(),
+    parse_warnings: m.parse_warnings,
+  };
+}
+
+const toView = (m: MessageRow, attachments: AttachmentRow[]): MessageView => ({
+  ...toSummary(m, attachments),
+  text: m.text,
+  html: m.html,
+  headers: m.headers,
+});
+
+const toThreadView = (t: ThreadRow): ThreadView => ({
+  id: t.id,
+  inbox_id: t.inbox_id,
+  subject: t.subject,
+  message_count: t.message_count,
+  first_message_at: t.first_message_at.toISOString(),
+  last_message_at: t.last_message_at.toISOString(),
+});
+
+export interface MessageFilter extends PageRequest {
+  thread_id?: string;
+  since?: Date;
+  direction?: 'inbound' | 'outbound';
+}
+
+export class Messages {
+  readonly #db: Kysely<Database>;
+  readonly #blobs: BlobStore;
+  readonly #inboxes: Inboxes;
+
+  constructor(db: Kysely<Database>, blobs: BlobStore, inboxes: Inboxes) {
+    this.#db = db;
+    this.#blobs = blobs;
+    this.#inboxes = inboxes;
+  }
+
+  async #attachmentsOf(ids: string[]): Promise<Map<string, AttachmentRow[]>> {
+    const map = new Map<string, AttachmentRow[]>();
+    if (!ids.length) return map;
+    const rows = await this.#db.selectFrom('attachments').selectAll().where('message_id', 'in', ids).orderBy('message_id').orderBy('position').execute();
+    for (const r of rows) map.set(r.message_id, [...(map.get(r.message_id) ?? []), r]);
+    return map;
+  }
+
+  async list(p: Principal, inboxId: string, f: MessageFilter): Promise<Page<MessageSummary>> {
+    await this.#inboxes.get(p, inboxId); // not_found unless live and visible to the principal
+    const limit = clampLimit(f.limit);
+    const after = decodeCursor(f.cursor);
+    // Lists carry a preview, not bodies or headers: reading only the head of `text` keeps a page of
+    // 200 cheap, which matters to agents that poll.
+    let q = this.#db
+      .selectFrom('messages')
+      .select([
+        'id', 'inbox_id', 'thread_id', 'receipt_id', 'direction', 'from_address', 'from_name', 'to', 'cc', 'reply_to', 'subject', 'date',
+        'message_id', 'in_reply_to', 'references', 'size', 'raw_sha256', 'received_at', 'parse_warnings', 'created_at',
+        sql<string | null>`left(text, 400)`.as('text'),
+      ])
+      .where('inbox_id', '=', inboxId);
+    if (after) q = q.where('id', '<', after);
+    if (f.thread_id) q = q.where('thread_id', '=', f.thread_id);
+    if (f.since) q = q.where('received_at', '>=', f.since);
+    if (f.direction) q = q.where('direction', '=', f.direction);
+    const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
+    const atts = await this.#attachmentsOf(rows.slice(0, limit).map((r) => r.id));
+    return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [] }, atts.get(r.id) ?? []));
+  }
+
+  /** A message row the principal may see (its inbox live and in scope), else not_found. */
+  async #row(p: Principal, id: string): Promise<MessageRow> {
+    const row = await this.#db
+      .selectFrom('messages')
+      .innerJoin('inboxes', 'inboxes.id', 'messages.inbox_id')
+      .selectAll('messages')
+      .where('messages.id', '=', id)
+      .where('inboxes.deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (!row || !canSeeInbox(p, row.inbox_id)) throw notFound('message');
+    return row;
+  }
+
+  async get(p: Principal, id: string): Promise<MessageView> {
+    const row = await this.#row(p, id);
+    const atts = await this.#attachmentsOf([id]);
+    return toView(row, atts.get(id) ?? []);
+  }
+
+  /** The stored raw message: trace headers Mailroom prepended, then the bytes exactly as received. */
+  async raw(p: Principal, id: string): Promise<Buffer> {
+    const row = await this.#row(p, id);
+    const raw = await this.#blobs.get(row.raw_sha256);
+    if (!raw) throw new MailroomError('internal', 'the raw message is missing from the blob store');
+    return raw;
+  }
+
+  async attachment(p: Principal, messageId: string, attachmentId: string): Promise<{ meta: AttachmentView; content: Buffer }> {
+    await this.#row(p, messageId);
+    const a = await this.#db.selectFrom('attachments').selectAll().where('id', '=', attachmentId).where('message_id', '=', messageId).executeTakeFirst();
+    if (!a) throw notFound('attachment');
+    const content = await this.#blobs.get(a.sha256);
+    if (!content) throw new MailroomError('internal', 'the attachment is missing from the blob store');
+    return { meta: toAttachmentView(a), content };
+  }
+
+  async listThreads(p: Principal, inboxId: string, page: PageRequest): Promise<Page<ThreadView>> {
+    await this.#inboxes.get(p, inboxId); // not_found unless live and visible to the principal
+    const limit = clampLimit(page.limit);
+    const after = decodeCursor(page.cursor);
+    let q = this.#db.selectFrom('threads').selectAll().where('inbox_id', '=', inboxId);
+    if (after) q = q.where('id', '<', after);
+    const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
+    return toPage(rows, limit, toThreadView);
+  }
+
+  /** A thread with all its messages, oldest first. */
+  async getThread(p: Principal, id: string): Promise<ThreadView & { messages: MessageView[] }> {
+    const t = await this.#db
+      .selectFrom('threads')
+      .innerJoin('inboxes', 'inboxes.id', 'threads.inbox_id')
+      .selectAll('threads')
+      .where('threads.id', '=', id)
+      .where('inboxes.deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (!t || !canSeeInbox(p, t.inbox_id)) throw notFound('thread');
+    const rows = await this.#db.selectFrom('messages').selectAll().where('thread_id', '=', id).orderBy('received_at').orderBy('id').limit(1000).execute();
+    const atts = await this.#attachmentsOf(rows.map((r) => r.id));
+    return { ...toThreadView(t), messages: rows.map((r) => toView(r, atts.get(r.id) ?? [])) };
+  }
+}

@@ -1,0 +1,91 @@
+import { sql, type Kysely } from 'kysely';
+import { newId } from '../ids.ts';
+import type { Database } from '../store/schema.ts';
+
+/**
+ * Threads group the messages of one inbox that reference each other (RFC 5322 References and
+ * In-Reply-To). Every Message-ID a thread has seen — its messages' own ids and every id they
+ * reference — is kept in `thread_refs`, so a reply finds its thread with one indexed lookup, and a
+ * parent that arrives after its reply joins the reply's thread (the reply listed the parent's id).
+ * Messages Mailroom sends register their Message-ID the same way, so replies to them thread too.
+ *
+ * Resolution runs for a whole batch at once (one lookup, bulk writes): ingest throughput on the
+ * embedded engine is bounded by statements, not rows.
+ */
+export interface ThreadCandidate {
+  /** Key of the message being placed (its id). */
+  key: string;
+  inboxId: string;
+  subject: string | null;
+  at: Date;
+  ownId: string | null;
+  parents: string[];
+}
+
+export async function assignThreads(trx: Kysely<Database>, items: ThreadCandidate[]): Promise<Map<string, string>> {
+  const result = new Map<string, string>();
+  if (!items.length) return result;
+  const inboxIds = [...new Set(items.map((i) => i.inboxId))];
+  const allRefs = [...new Set(items.flatMap((i) => [...i.parents, ...(i.ownId ? [i.ownId] : [])]))];
+  // Serialise thread resolution per inbox across processes (PostgreSQL mode): without it two
+  // workers could each open a new thread for two halves of one conversation. Sorted to avoid deadlock.
+  await sql`SELECT pg_advisory_xact_lock(hashtext(x)) FROM unnest(${[...inboxIds].sort()}::text[]) AS x ORDER BY x`.execute(trx);
+  const known = new Map<string, string>(); // `${inbox}\n${ref}` → thread id
+  if (allRefs.length) {
+    const rows = await trx
+      .selectFrom('thread_refs')
+      .select(['inbox_id', 'ref', 'thread_id'])
+      .where('inbox_id', 'in', inboxIds)
+      .where('ref', 'in', allRefs)
+      .execute();
+    for (const r of rows) known.set(`${r.inbox_id}\n${r.ref}`, r.thread_id);
+  }
+  const newThreads = new Map<string, { id: string; inbox_id: string; subject: string | null; first: Date; last: Date; count: number }>();
+  const counts = new Map<string, { n: number; first: Date; last: Date }>();
+  const refRows: { inbox_id: string; ref: string; thread_id: string }[] = [];
+
+  for (const it of items) {
+    const keys = [...it.parents, ...(it.ownId ? [it.ownId] : [])].map((r) => `${it.inboxId}\n${r}`);
+    let threadId = keys.map((k) => known.get(k)).find(Boolean);
+    if (!threadId) {
+      threadId = newId('thr');
+      newThreads.set(threadId, { id: threadId, inbox_id: it.inboxId, subject: it.subject, first: it.at, last: it.at, count: 0 });
+    }
+    for (const k of keys) {
+      if (!known.has(k)) {
+        known.set(k, threadId);
+        refRows.push({ inbox_id: it.inboxId, ref: k.slice(k.indexOf('\n') + 1), thread_id: threadId });
+      }
+    }
+    const c = counts.get(threadId) ?? { n: 0, first: it.at, last: it.at };
+    c.n++;
+    if (it.at < c.first) c.first = it.at;
+    if (it.at > c.last) c.last = it.at;
+    counts.set(threadId, c);
+    result.set(it.key, threadId);
+  }
+
+  if (newThreads.size) {
+    const now = new Date();
+    const rows = [...newThreads.values()].map((t) => ({
+      id: t.id, inbox_id: t.inbox_id, subject: t.subject, message_count: 0, first_message_at: t.first, last_message_at: t.last, created_at: now,
+    }));
+    // Chunked: at most 65,535 bind parameters per statement.
+    for (let i = 0; i < rows.length; i += 5000) await trx.insertInto('threads').values(rows.slice(i, i + 5000)).execute();
+  }
+  if (refRows.length) {
+    for (let i = 0; i < refRows.length; i += 5000) {
+      await trx.insertInto('thread_refs').values(refRows.slice(i, i + 5000)).onConflict((oc) => oc.columns(['inbox_id', 'ref']).doNothing()).execute();
+    }
+  }
+  // One statement updates every touched thread's count and time span.
+  const values = [...counts.entries()].map(([id, c]) => sql`(${id}, ${c.n}::int, ${c.first.toISOString()}::timestamptz, ${c.last.toISOString()}::timestamptz)`);
+  await sql`
+    UPDATE threads AS t SET
+      message_count = t.message_count + v.n,
+      first_message_at = LEAST(t.first_message_at, v.first),
+      last_message_at = GREATEST(t.last_message_at, v.last)
+    FROM (VALUES ${sql.join(values)}) AS v(id, n, first, last)
+    WHERE t.id = v.id`.execute(trx);
+  return result;
+}

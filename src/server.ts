@@ -1,0 +1,105 @@
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { sql } from 'kysely';
+import type { PgBoss } from 'pg-boss';
+import { createApi } from './api/app.ts';
+import { ensureAdminToken } from './auth/bootstrap.ts';
+import type { Config } from './config/config.ts';
+import { DatabaseAcceptor, SpoolAcceptor, type Acceptor } from './inbound/accept.ts';
+import { startIngestWorker } from './inbound/ingest.ts';
+import { startSmtpServer, type InboundSmtp } from './inbound/smtp-server.ts';
+import { Inboxes } from './inboxes/inboxes.ts';
+import { startBoss } from './jobs/boss.ts';
+import { createLogger, type Logger } from './log.ts';
+import { Messages } from './messages/messages.ts';
+import { lockDataDir } from './store/data-dir-lock.ts';
+import { openStore, type Store } from './store/database.ts';
+
+/**
+ * The composition root: opens the store, starts the job engine, the SMTP server and the HTTP API,
+ * and knows how to stop them in the right order. Nothing else wires modules together.
+ */
+export interface Mailroom {
+  config: Config;
+  store: Store;
+  boss: PgBoss;
+  acceptor: Acceptor;
+  inboxes: Inboxes;
+  messages: Messages;
+  smtpPort: number;
+  httpPort: number;
+  /** The admin token created on this start (first start only), or null. */
+  createdAdminToken: string | null;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Embedded only: where PGlite keeps its files; null for an in-memory database (tests). */
+  pgliteDir?: string | null;
+}
+
+export async function startMailroom(config: Config, opts: StartOptions = {}): Promise<Mailroom> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const stopAll = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((err) => log.warn({ err }, 'error while stopping'));
+    cleanups.length = 0;
+  };
+  try {
+    // Exactly one process may own an embedded data directory.
+    if (!config.databaseUrl) cleanups.push(await lockDataDir(config.dataDir));
+
+    const store = await openStore({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: config.dataDir, pgliteDir: opts.pgliteDir });
+    cleanups.push(() => store.close());
+    const createdAdminToken = await ensureAdminToken(store.db, { adminToken: config.adminToken, dataDir: config.dataDir });
+
+    const boss = await startBoss(store, (err) => log.error({ err }, 'job engine error'));
+    cleanups.push(() => boss.stop({ graceful: true, timeout: 10_000 }));
+
+    const acceptor: Acceptor = store.engine === 'pglite'
+      ? await SpoolAcceptor.open(store, boss, log, config.dataDir)
+      : new DatabaseAcceptor(store, boss);
+    cleanups.push(() => acceptor.close());
+
+    await startIngestWorker(store, boss, log);
+
+    const inboxes = new Inboxes(store.db, config.domains, { soleWriter: store.engine === 'pglite' });
+    const messages = new Messages(store.db, store.blobs, inboxes);
+
+    const app = createApi({
+      db: store.db,
+      inboxes,
+      messages,
+      log,
+      health: async () => {
+        await sql`SELECT 1`.execute(store.db);
+        return { ok: true, engine: store.engine };
+      },
+    });
+    const http = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.host }, () => resolve(s));
+      s.once('error', reject);
+    });
+    cleanups.push(() => new Promise<void>((resolve) => { http.close(() => resolve()); (http as any).closeAllConnections?.(); }));
+    const httpPort = (http.address() as AddressInfo).port;
+
+    const smtp: InboundSmtp = await startSmtpServer({ config, inboxes, acceptor, log });
+    // Registered last so it stops first: no new mail is accepted while the rest shuts down.
+    cleanups.push(() => smtp.close());
+
+    log.info({ engine: store.engine, smtp: `${config.smtpHost}:${smtp.port}`, http: `${config.host}:${httpPort}`, domains: config.domains }, 'mailroom started');
+    return {
+      config, store, boss, acceptor, inboxes, messages, log, createdAdminToken,
+      smtpPort: smtp.port,
+      httpPort,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,26 @@
+import type { Kysely } from 'kysely';
+import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
+import * as m001 from './migrations/001-core.ts';
+
+/**
+ * The one migration set, for both engines. Listed statically (not read from a folder) so the order
+ * is explicit and the list is checked by the type checker. Kysely's migrator takes a lock, so
+ * several processes starting together on one PostgreSQL run each migration once.
+ */
+const MIGRATIONS: Record<string, Migration> = {
+  '001-core': m001,
+};
+
+const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
+
+/** `schema`: where Mailroom's tables (and Kysely's two migration tables) live. */
+export async function migrateToLatest(db: Kysely<any>, schema = 'public'): Promise<string[]> {
+  // Named explicitly: without it Kysely decides whether its migration tables exist by looking for
+  // them in *any* schema of the database, so a second Mailroom schema (or any other Kysely app) in
+  // the same database was taken as already set up and start-up failed with `relation
+  // "kysely_migration_lock" does not exist` (found by test/crash.test.ts).
+  const migrator = new Migrator({ db, provider, migrationTableSchema: schema });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw new Error(`database migration failed: ${(error as Error).message ?? error}`, { cause: error });
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,146 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+/**
+ * Kysely's view of the tables created by `migrations/`. Keep the two in step: a column added in a
+ * migration is added here in the same commit.
+ */
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type Json<T> = ColumnType<T, string | T, string | T>;
+
+export interface AddressJson { address: string; name: string }
+export interface HeaderJson { name: string; value: string }
+
+export interface InboxTable {
+  id: string;
+  username: string;
+  domain: string;
+  address: string;
+  display_name: string | null;
+  metadata: Json<Record<string, unknown>>;
+  client_id: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: Timestamp | null;
+}
+
+export interface TokenTable {
+  id: string;
+  name: string | null;
+  hash: string;
+  prefix: string;
+  scopes: string[];
+  inbox_ids: string[] | null;
+  created_at: Timestamp;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+}
+
+/** One accepted SMTP transaction: the envelope and a pointer to the raw bytes in the blob store. */
+export interface ReceiptTable {
+  id: string;
+  mail_from: string;
+  helo: string | null;
+  remote_address: string | null;
+  tls: boolean;
+  raw_sha256: string;
+  raw_size: number;
+  trace_size: number;
+  received_at: Timestamp;
+  state: 'accepted' | 'ingested';
+  ingested_at: Timestamp | null;
+}
+
+/** One recipient of a receipt. Its id is the id the message will have once parsed. */
+export interface DeliveryTable {
+  id: string;
+  receipt_id: string;
+  inbox_id: string;
+  rcpt_to: string;
+}
+
+export interface MessageTable {
+  id: string;
+  inbox_id: string;
+  thread_id: string;
+  receipt_id: string | null;
+  direction: 'inbound' | 'outbound';
+  from_address: string | null;
+  from_name: string | null;
+  to: Json<AddressJson[]>;
+  cc: Json<AddressJson[]>;
+  reply_to: Json<AddressJson[]>;
+  subject: string | null;
+  date: Timestamp | null;
+  message_id: string | null;
+  in_reply_to: string | null;
+  references: Json<string[]>;
+  text: string | null;
+  html: string | null;
+  headers: Json<HeaderJson[]>;
+  size: number;
+  raw_sha256: string;
+  received_at: Timestamp;
+  parse_warnings: Json<string[]>;
+  created_at: Generated<Timestamp>;
+}
+
+export interface AttachmentTable {
+  id: string;
+  message_id: string;
+  position: number;
+  filename: string | null;
+  content_type: string;
+  disposition: string | null;
+  content_id: string | null;
+  size: number;
+  sha256: string;
+}
+
+export interface ThreadTable {
+  id: string;
+  inbox_id: string;
+  subject: string | null;
+  message_count: number;
+  first_message_at: Timestamp;
+  last_message_at: Timestamp;
+  created_at: Timestamp;
+}
+
+/** Every Message-ID a thread has seen (own ids and references), per inbox: how replies find their thread. */
+export interface ThreadRefTable {
+  inbox_id: string;
+  ref: string;
+  thread_id: string;
+}
+
+export interface BlobTable {
+  sha256: string;
+  size: number;
+  data: Buffer;
+  created_at: Generated<Timestamp>;
+}
+
+export interface SettingTable {
+  key: string;
+  value: Json<unknown>;
+}
+
+export interface Database {
+  inboxes: InboxTable;
+  tokens: TokenTable;
+  receipts: ReceiptTable;
+  deliveries: DeliveryTable;
+  messages: MessageTable;
+  attachments: AttachmentTable;
+  threads: ThreadTable;
+  thread_refs: ThreadRefTable;
+  blobs: BlobTable;
+  settings: SettingTable;
+}
+
+export type InboxRow = Selectable<InboxTable>;
+export type TokenRow = Selectable<TokenTable>;
+export type MessageRow = Selectable<MessageTable>;
+export type NewMessage = Insertable<MessageTable>;
+export type AttachmentRow = Selectable<AttachmentTable>;
+export type ThreadRow = Selectable<ThreadTable>;

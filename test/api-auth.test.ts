@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { generateToken, isWellFormedToken } from '../src/auth/token-format.ts';
+import { ENGINES, skipEngine, startTestMailroom, waitForMessages, type TestMailroom } from './helpers/mailroom.ts';
+import { SmtpClient } from './helpers/smtp.ts';
+
+/**
+ * Every API route and the scope it needs. A9 checks that this table covers every route in the
+ * OpenAPI document, so a new route cannot ship without an entry (and therefore without a test).
+ */
+const ROUTE_SCOPES: Record<string, string> = {
+  'POST /v1/inboxes': 'inboxes:write',
+  'GET /v1/inboxes': 'inboxes:read',
+  'GET /v1/inboxes/{inbox_id}': 'inboxes:read',
+  'PATCH /v1/inboxes/{inbox_id}': 'inboxes:write',
+  'DELETE /v1/inboxes/{inbox_id}': 'inboxes:write',
+  'GET /v1/inboxes/{inbox_id}/messages': 'messages:read',
+  'GET /v1/messages/{message_id}': 'messages:read',
+  'GET /v1/messages/{message_id}/raw': 'messages:read',
+  'GET /v1/messages/{message_id}/attachments/{attachment_id}': 'messages:read',
+  'GET /v1/inboxes/{inbox_id}/threads': 'messages:read',
+  'GET /v1/threads/{thread_id}': 'messages:read',
+  'POST /v1/tokens': 'admin',
+  'GET /v1/tokens': 'admin',
+  'DELETE /v1/tokens/{token_id}': 'admin',
+};
+const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send'];
+
+const withAttachment = (to: string) => Buffer.from([
+  'From: a@example.com', `To: ${to}`, 'Subject: secret', 'Message-ID: <s-' + Math.random() + '@example.com>',
+  'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'body', '--b',
+  'Content-Type: application/octet-stream', 'Content-Disposition: attachment; filename="s.bin"', 'Content-Transfer-Encoding: base64', '',
+  Buffer.from('top secret').toString('base64'), '--b--', '',
+].join('\r\n'));
+
+for (const engine of ENGINES) {
+  describe(`${engine}: tokens and scopes`, { skip: await skipEngine(engine) }, () => {
+    let m: TestMailroom;
+    let A: any, B: any, msgA: any, msgB: any;
+    before(async () => {
+      m = await startTestMailroom(engine);
+      A = (await m.api('POST', '/v1/inboxes', { username: 'tenant-a' })).body;
+      B = (await m.api('POST', '/v1/inboxes', { username: 'tenant-b' })).body;
+      const c = await SmtpClient.connect(m.smtpPort);
+      await c.cmd('EHLO t');
+      for (const ib of [A, B]) assert.equal((await c.send('a@example.com', [ib.address], withAttachment(ib.address))).data?.code, 250);
+      await c.quit();
+      [msgA] = await waitForMessages(m, A.id);
+      [msgB] = await waitForMessages(m, B.id);
+    });
+    after(async () => { await m?.destroy(); });
+
+    const mint = async (body: object) => {
+      const r = await m.api('POST', '/v1/tokens', body);
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      return r.body;
+    };
+
+    test('token format: mr_ prefix, checksum, shown once, stored only as a hash (A8)', async () => {
+      const t = await mint({ scopes: ['inboxes:read'], name: 'reader' });
+      assert.ok(isWellFormedToken(t.token));
+      assert.match(t.token, /^mr_[0-9A-Za-z]{36}$/);
+      assert.equal(t.prefix, t.token.slice(0, 9));
+      assert.ok(isWellFormedToken(m.adminToken));
+      const listed = (await m.api('GET', '/v1/tokens')).body.data;
+      assert.ok(listed.some((x: any) => x.id === t.id && x.name === 'reader'));
+      assert.ok(!JSON.stringify(listed).includes(t.token), 'the list never shows a secret');
+      // Nothing in the database holds a secret in plain text.
+      const rows = await sql<{ dump: string }>`SELECT row_to_json(t)::text AS dump FROM tokens t`.execute(m.store.db);
+      const settings = await sql<{ dump: string }>`SELECT row_to_json(s)::text AS dump FROM settings s`.execute(m.store.db);
+      for (const secret of [t.token, m.adminToken]) {
+        for (const r of [...rows.rows, ...settings.rows]) assert.ok(!r.dump.includes(secret.slice(9)), 'no plaintext token at rest');
+      }
+      assert.ok(rows.rows.every((r) => /"hash":"[0-9a-f]{64}"/.test(r.dump)));
+    });
+
+    test('missing, malformed, unknown and revoked tokens get 401 with WWW-Authenticate', async () => {
+      const noAuth = await fetch(`${m.api.base}/v1/inboxes`);
+      assert.equal(noAuth.status, 401);
+      assert.match(noAuth.headers.get('www-authenticate') ?? '', /^Bearer/);
+      assert.equal((await noAuth.json()).code, 'unauthorized');
+      const good = generateToken();
+      const badChecksum = good.slice(0, -1) + (good.endsWith('A') ? 'B' : 'A');
+      assert.ok(!isWellFormedToken(badChecksum));
+      for (const tok of [badChecksum, good, 'not-a-token-at-all-xxxxxxxx']) {
+        const r = await m.api('GET', '/v1/inboxes', undefined, tok);
+        assert.equal(r.status, 401, tok);
+        assert.equal(r.body.code, 'unauthorized');
+      }
+      const t = await mint({ scopes: ['inboxes:read'] });
+      assert.equal((await m.api('GET', '/v1/inboxes', undefined, t.token)).status, 200);
+      const revoked = await m.api('DELETE', `/v1/tokens/${t.id}`);
+      assert.equal(revoked.status, 200);
+      assert.ok(revoked.body.revoked_at);
+      assert.equal((await m.api('GET', '/v1/inboxes', undefined, t.token)).status, 401);
+    });
+
+    test('A9 scope matrix: every route refuses a token without its scope (403) and admits one with it', async () => {
+      const doc = await (await fetch(`${m.api.base}/openapi.json`)).json();
+      const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map((op) => `${op.toUpperCase()} ${p}`));
+      assert.deepEqual(documented.sort(), Object.keys(ROUTE_SCOPES).sort(), 'ROUTE_SCOPES must list exactly the documented routes');
+      const fill = (p: string) => p
+        .replace('{inbox_id}', A.id).replace('{message_id}', msgA.id).replace('{attachment_id}', msgA.attachments[0].id)
+        .replace('{thread_id}', msgA.thread_id).replace('{token_id}', 'tok_00000000000000000000000000');
+      for (const [route, scope] of Object.entries(ROUTE_SCOPES)) {
+        const [method, p] = route.split(' ');
+        const others = scope === 'admin' ? ALL : ALL.filter((s) => s !== scope);
+        const without = await mint({ scopes: others });
+        const body = method === 'POST' && p === '/v1/tokens' ? { scopes: ['inboxes:read'] } : method === 'PATCH' ? { display_name: 'x' } : method === 'POST' ? {} : undefined;
+        const denied = await m.api(method, fill(p), body, without.token);
+        assert.equal(denied.status, 403, `${route} without ${scope}`);
+        assert.equal(denied.body.code, 'insufficient_scope');
+        if (method !== 'DELETE') {
+          const withIt = await mint({ scopes: [scope] });
+          const allowed = await m.api(method, fill(p), body, withIt.token);
+          assert.ok(allowed.status < 300, `${route} with ${scope}: ${allowed.status} ${JSON.stringify(allowed.body).slice(0, 200)}`);
+        }
+      }
+      // A token cannot mint tokens, let alone broader ones, without admin.
+      const writer = await mint({ scopes: ALL });
+      assert.equal((await m.api('POST', '/v1/tokens', { scopes: ['admin'] }, writer.token)).status, 403);
+    });
+
+    test('A10 isolation: a token restricted to inbox A gets 404 for everything of inbox B, and lists only A', async () => {
+      const t = await mint({ scopes: ALL, inbox_ids: [A.id] });
+      const attB = msgB.attachments[0].id;
+      for (const [method, p, body] of [
+        ['GET', `/v1/inboxes/${B.id}`],
+        ['PATCH', `/v1/inboxes/${B.id}`, { display_name: 'pwned' }],
+        ['DELETE', `/v1/inboxes/${B.id}`],
+        ['GET', `/v1/inboxes/${B.id}/messages`],
+        ['GET', `/v1/inboxes/${B.id}/threads`],
+        ['GET', `/v1/messages/${msgB.id}`],
+        ['GET', `/v1/messages/${msgB.id}/raw`],
+        ['GET', `/v1/messages/${msgB.id}/attachments/${attB}`],
+        ['GET', `/v1/messages/${msgA.id}/attachments/${attB}`],
+        ['GET', `/v1/threads/${msgB.thread_id}`],
+      ] as [string, string, object?][]) {
+        const r = await m.api(method, p, body, t.token);
+        assert.equal(r.status, 404, `${method} ${p}`);
+        assert.equal(r.body.code, 'not_found');
+        // The answer is the same as for an id that does not exist at all: no existence oracle.
+        const ghost = await m.api(method, p.replace(B.id, 'inb_00000000000000000000000000').replace(msgB.id, 'msg_00000000000000000000000000'), body, t.token);
+        assert.equal(ghost.status, 404);
+      }
+      assert.equal((await m.api('GET', `/v1/inboxes/${B.id}`)).body.display_name, null, 'B untouched');
+      const list = (await m.api('GET', '/v1/inboxes', undefined, t.token)).body.data;
+      assert.deepEqual(list.map((x: any) => x.id), [A.id]);
+      assert.equal((await m.api('GET', `/v1/messages/${msgA.id}/attachments/${msgA.attachments[0].id}`, undefined, t.token)).bytes.toString(), 'top secret');
+      assert.equal((await m.api('GET', `/v1/threads/${msgA.thread_id}`, undefined, t.token)).status, 200);
+      // A restricted token cannot create inboxes it could never see.
+      assert.equal((await m.api('POST', '/v1/inboxes', {}, t.token)).status, 403);
+      const unknownInbox = await m.api('POST', '/v1/tokens', { scopes: ['inboxes:read'], inbox_ids: ['inb_00000000000000000000000000'] });
+      assert.equal(unknownInbox.status, 400);
+    });
+  });
+}

@@ -12,6 +12,14 @@ export const ERROR_STATUS = {
   payload_too_large: 413,
   unknown_domain: 422,
   username_taken: 409,
+  // Sending: each refusal of a send request has its own code, so an agent can tell them apart.
+  header_injection: 400,
+  invalid_address: 400,
+  invalid_header: 400,
+  invalid_attachment: 400,
+  message_too_large: 400,
+  idempotency_key_reused: 409,
+  recipient_suppressed: 422,
   storage_unavailable: 503,
   internal: 500,
 } as const;

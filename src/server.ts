@@ -15,6 +15,11 @@ import { createLogger, type Logger } from './log.ts';
 import { Messages } from './messages/messages.ts';
 import { lockDataDir } from './store/data-dir-lock.ts';
 import { openStore, type Store } from './store/database.ts';
+import { createResolver } from './dns/resolver.ts';
+import { Domains } from './outbound/domains.ts';
+import { Outbox } from './outbound/outbox.ts';
+import { Transports } from './outbound/transports.ts';
+import { startSendWorker } from './outbound/worker.ts';
 
 /**
  * The composition root: opens the store, starts the job engine, the SMTP server and the HTTP API,
@@ -27,6 +32,8 @@ export interface Mailroom {
   acceptor: Acceptor;
   inboxes: Inboxes;
   messages: Messages;
+  outbox: Outbox;
+  domains: Domains;
   smtpPort: number;
   httpPort: number;
   /** The admin token created on this start (first start only), or null. */
@@ -70,10 +77,22 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     const inboxes = new Inboxes(store.db, config.domains, { soleWriter: store.engine === 'pglite' });
     const messages = new Messages(store.db, store.blobs, inboxes);
 
+    // Sending: every served domain has a DKIM key from the first start on.
+    const resolver = createResolver(config.outbound.dnsServers);
+    const domains = new Domains(store.db, resolver, config.hostname);
+    await domains.ensure(config.domains);
+    const transports = new Transports({ config, resolver, inboxes, acceptor, log });
+    cleanups.push(async () => transports.close());
+    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, config: config.outbound });
+    await startSendWorker({ store, boss, transports, config, log });
+
     const app = createApi({
       db: store.db,
       inboxes,
       messages,
+      outbox,
+      domains,
+      maxSendSize: config.outbound.maxSendSize,
       log,
       health: async () => {
         await sql`SELECT 1`.execute(store.db);
@@ -93,7 +112,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
 
     log.info({ engine: store.engine, smtp: `${config.smtpHost}:${smtp.port}`, http: `${config.host}:${httpPort}`, domains: config.domains }, 'mailroom started');
     return {
-      config, store, boss, acceptor, inboxes, messages, log, createdAdminToken,
+      config, store, boss, acceptor, inboxes, messages, outbox, domains, log, createdAdminToken,
       smtpPort: smtp.port,
       httpPort,
       stop: stopAll,

@@ -24,6 +24,26 @@ const ROUTE_SCOPES: Record<string, string> = {
   'POST /v1/tokens': 'admin',
   'GET /v1/tokens': 'admin',
   'DELETE /v1/tokens/{token_id}': 'admin',
+  'POST /v1/inboxes/{inbox_id}/messages': 'messages:send',
+  'POST /v1/messages/{message_id}/reply': 'messages:send',
+  'POST /v1/messages/{message_id}/reply_all': 'messages:send',
+  'POST /v1/domains': 'admin',
+  'GET /v1/domains': 'admin',
+  'GET /v1/domains/{name}': 'admin',
+  'POST /v1/domains/{name}/verify': 'admin',
+  'GET /v1/suppressions': 'admin',
+  'POST /v1/suppressions': 'admin',
+  'DELETE /v1/suppressions/{suppression_id}': 'admin',
+};
+/** A valid body for each route that takes one (the scope check must be what refuses, not validation). */
+const BODIES: Record<string, unknown> = {
+  'POST /v1/tokens': { scopes: ['inboxes:read'] },
+  'PATCH /v1/inboxes/{inbox_id}': { display_name: 'x' },
+  'POST /v1/inboxes/{inbox_id}/messages': { to: 'lead@example.net', text: 'x' },
+  'POST /v1/messages/{message_id}/reply': { text: 'x' },
+  'POST /v1/messages/{message_id}/reply_all': { text: 'x' },
+  'POST /v1/domains': { name: 'example.org' },
+  'POST /v1/suppressions': { address: 'x@example.net' },
 };
 const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send'];
 
@@ -102,12 +122,13 @@ for (const engine of ENGINES) {
       assert.deepEqual(documented.sort(), Object.keys(ROUTE_SCOPES).sort(), 'ROUTE_SCOPES must list exactly the documented routes');
       const fill = (p: string) => p
         .replace('{inbox_id}', A.id).replace('{message_id}', msgA.id).replace('{attachment_id}', msgA.attachments[0].id)
-        .replace('{thread_id}', msgA.thread_id).replace('{token_id}', 'tok_00000000000000000000000000');
+        .replace('{thread_id}', msgA.thread_id).replace('{token_id}', 'tok_00000000000000000000000000')
+        .replace('{name}', 'mailroom.test').replace('{suppression_id}', 'sup_00000000000000000000000000');
       for (const [route, scope] of Object.entries(ROUTE_SCOPES)) {
         const [method, p] = route.split(' ');
         const others = scope === 'admin' ? ALL : ALL.filter((s) => s !== scope);
         const without = await mint({ scopes: others });
-        const body = method === 'POST' && p === '/v1/tokens' ? { scopes: ['inboxes:read'] } : method === 'PATCH' ? { display_name: 'x' } : method === 'POST' ? {} : undefined;
+        const body = BODIES[route] ?? (method === 'POST' ? {} : undefined);
         const denied = await m.api(method, fill(p), body, without.token);
         assert.equal(denied.status, 403, `${route} without ${scope}`);
         assert.equal(denied.body.code, 'insufficient_scope');

@@ -11,11 +11,20 @@ import { problemResponse } from './problem.ts';
 import { inboxRoutes } from './routes/inboxes.ts';
 import { messageRoutes } from './routes/messages.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { domainRoutes } from './routes/domains.ts';
+import { sendRoutes } from './routes/send.ts';
+import { suppressionRoutes } from './routes/suppressions.ts';
+import type { Outbox } from '../outbound/outbox.ts';
+import type { Domains } from '../outbound/domains.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
   inboxes: Inboxes;
   messages: Messages;
+  outbox: Outbox;
+  domains: Domains;
+  /** Largest composed message the send API accepts; its JSON body (base64) may be a third larger. */
+  maxSendSize: number;
   log: Logger;
   health: () => Promise<{ ok: boolean; engine: string }>;
 }
@@ -33,7 +42,13 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   });
 
   app.onError((err, c) => {
-    if (err instanceof MailroomError) return problemResponse(c, err);
+    if (err instanceof MailroomError) {
+      const res = problemResponse(c, err);
+      // Refused before the body was read: the rest of it is still on the wire, so the connection
+      // cannot carry another request. Say so, or a keep-alive client sends its next request into it.
+      if (err.code === 'payload_too_large' || err.code === 'message_too_large') res.headers.set('connection', 'close');
+      return res;
+    }
     // Malformed JSON bodies surface from the validator as an HTTPException with status 400.
     const status = (err as { status?: number }).status;
     if (status === 400) return problemResponse(c, new MailroomError('invalid_request', `malformed request body: ${err.message}`));
@@ -48,15 +63,23 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
     return c.json({ status: h.ok ? 'ok' : 'unavailable', engine: h.engine }, h.ok ? 200 : 503);
   });
 
-  app.use('/v1/*', bodyLimit({ maxSize: 1024 * 1024, onError: () => { throw new MailroomError('payload_too_large', 'request body exceeds 1 MiB'); } }));
+  // Send requests carry attachments in base64; everything else is small.
+  const sendBody = Math.ceil(deps.maxSendSize * 1.4) + 64 * 1024;
+  const smallLimit = bodyLimit({ maxSize: 1024 * 1024, onError: () => { throw new MailroomError('payload_too_large', 'request body exceeds 1 MiB'); } });
+  const sendLimit = bodyLimit({ maxSize: sendBody, onError: () => { throw new MailroomError('message_too_large', `request body exceeds ${sendBody} bytes (MAILROOM_MAX_SEND_SIZE)`); } });
+  const isSend = (path: string) => /^\/v1\/(inboxes\/[^/]+\/messages|messages\/[^/]+\/reply(_all)?)$/.test(path);
+  app.use('/v1/*', (c, next) => (c.req.method === 'POST' && isSend(c.req.path) ? sendLimit : smallLimit)(c, next));
   app.use('/v1/*', requireToken(deps.db));
   inboxRoutes(app, deps.inboxes);
-  messageRoutes(app, deps.messages);
+  messageRoutes(app, deps.messages, deps.outbox);
+  sendRoutes(app, deps.outbox);
+  domainRoutes(app, deps.domains);
+  suppressionRoutes(app, deps.db);
   tokenRoutes(app, deps.db);
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
-    info: { title: 'Mailroom API', version: '0.1.0', description: 'Email for AI agents: inboxes, messages, threads, tokens.' },
+    info: { title: 'Mailroom API', version: '0.1.0', description: 'Email for AI agents: inboxes, messages, threads, sending, domains, suppressions, tokens.' },
     security: [{ bearer: [] }],
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });

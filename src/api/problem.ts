@@ -23,6 +23,13 @@ const TITLES: Record<ErrorCode, string> = {
   payload_too_large: 'Payload too large',
   unknown_domain: 'Unknown domain',
   username_taken: 'Username taken',
+  header_injection: 'Line break in a header field',
+  invalid_address: 'Invalid address',
+  invalid_header: 'Header not allowed',
+  invalid_attachment: 'Invalid attachment',
+  message_too_large: 'Message too large',
+  idempotency_key_reused: 'Idempotency key reused with a different request',
+  recipient_suppressed: 'Recipient suppressed',
   storage_unavailable: 'Storage unavailable',
   internal: 'Internal error',
 };

@@ -96,4 +96,81 @@ export const errorResponses = {
   404: { description: 'Not found (or not visible to this token)', content: { 'application/problem+json': { schema: Problem } } },
 } as const;
 
+export const sendErrorResponses = {
+  ...errorResponses,
+  409: { description: 'The idempotency key was used with a different request', content: { 'application/problem+json': { schema: Problem } } },
+  422: { description: 'Every recipient is suppressed', content: { 'application/problem+json': { schema: Problem } } },
+} as const;
+
 export const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+// ---- Sending ----
+
+const AddressList = z.union([z.string(), z.array(z.string()).max(100)]).transform((v) => (Array.isArray(v) ? v : [v]));
+
+export const SendMessage = z
+  .object({
+    to: AddressList.optional().openapi({ description: 'One address or a list ("Name <a@b.c>" or "a@b.c").' }),
+    cc: AddressList.optional(),
+    bcc: AddressList.optional().openapi({ description: 'In the envelope only; never written into the message.' }),
+    subject: z.string().max(998).optional(),
+    text: z.string().optional(),
+    html: z.string().optional(),
+    attachments: z.array(z.object({
+      filename: z.string().min(1).max(255),
+      content_type: z.string().max(255).optional(),
+      content: z.string().openapi({ description: 'The file, base64.' }),
+    }).strict()).max(100).optional(),
+    headers: z.record(z.string(), z.string()).optional().openapi({ description: 'Custom X- headers only.' }),
+    labels: z.array(z.string().max(100)).max(50).optional(),
+    metadata: Metadata.optional(),
+    idempotency_key: z.string().min(1).max(255).optional().openapi({ description: 'Same as the Idempotency-Key header.' }),
+    dedupe: z.object({ campaign: z.string().min(1).max(200), intent: z.string().min(1).max(200) }).strict().optional()
+      .openapi({ description: 'Without a key: dedupe on inbox + recipients + campaign + intent.' }),
+    trace_id: z.string().min(1).max(200).optional().openapi({ description: 'Carried on every event of this message.' }),
+  })
+  .strict()
+  .openapi('SendMessage');
+
+export const Delivery = z
+  .object({
+    status: z.enum(['queued', 'sending', 'sent', 'deferred', 'bounced', 'failed', 'suppressed', 'partial']),
+    recipients: z.array(z.object({
+      address: z.string(), kind: z.enum(['to', 'cc', 'bcc']),
+      status: z.enum(['queued', 'sending', 'sent', 'deferred', 'bounced', 'failed', 'suppressed']), attempts: z.number(),
+      response: z.string().nullable(), bounce_type: z.string().nullable(), bounce_reason: z.string().nullable(), transport: z.string().nullable(),
+      updated_at: z.string(), sent_at: z.string().nullable(),
+    })),
+    trace_id: z.string(), idempotency_key: z.string().nullable(), labels: z.array(z.string()), metadata: Metadata,
+    scheduled_at: z.string().nullable().openapi({ description: 'When the next delivery attempt is due; null once every recipient is final.' }),
+    expires_at: z.string(),
+  })
+  .openapi('Delivery');
+
+export const OutboundMessage = Message.extend({ delivery: Delivery.nullable() }).openapi('OutboundMessage');
+
+const DnsRecord = z.object({ type: z.enum(['MX', 'TXT']), name: z.string(), value: z.string(), priority: z.number().optional(), purpose: z.enum(['inbound', 'spf', 'dkim', 'dmarc']) });
+export const Domain = z
+  .object({
+    id: z.string(), name: z.string(), dkim_selector: z.string(), records: z.array(DnsRecord), verification: z.record(z.string(), z.unknown()),
+    verified: z.boolean(), verified_at: z.string().nullable(), created_at: z.string(),
+  })
+  .openapi('Domain');
+export const CreateDomain = z.object({ name: z.string().min(1).max(253) }).strict().openapi('CreateDomain');
+
+export const Suppression = z
+  .object({
+    id: z.string(), address: z.string(), scope: z.enum(['global', 'domain', 'inbox']), scope_value: z.string().nullable(),
+    reason: z.enum(['hard_bounce', 'complaint', 'unsubscribe', 'manual']), detail: z.string().nullable(), source_event_id: z.string().nullable(), created_at: z.string(),
+  })
+  .openapi('Suppression');
+export const CreateSuppression = z
+  .object({
+    address: z.string().min(3).max(254),
+    scope: z.enum(['global', 'domain', 'inbox']).default('global'),
+    scope_value: z.string().max(253).optional().openapi({ description: 'The sending domain (scope domain) or inbox id (scope inbox).' }),
+    reason: z.enum(['hard_bounce', 'complaint', 'unsubscribe', 'manual']).default('manual'),
+    detail: z.string().max(500).optional(),
+  })
+  .strict()
+  .openapi('CreateSuppression');

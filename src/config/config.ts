@@ -33,6 +33,14 @@ const EnvSchema = z.object({
   MAILROOM_MAX_CONNECTIONS_PER_IP: z.coerce.number().int().min(1).default(20),
   MAILROOM_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1000),
   MAILROOM_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(1).max(600).default(30),
+  // Outbound (sending).
+  MAILROOM_SMTP_RELAY_URL: z.string().url().optional(),
+  MAILROOM_DNS_SERVERS: z.string().optional(),
+  MAILROOM_MX_PORT: port.default(25),
+  MAILROOM_IDEMPOTENCY_WINDOW_HOURS: z.coerce.number().positive().default(24),
+  MAILROOM_SEND_LIFETIME_HOURS: z.coerce.number().positive().default(72),
+  MAILROOM_MAX_SEND_SIZE: bytes.default(10 * 1024 * 1024),
+  MAILROOM_SEND_RETRY_BASE_SECONDS: z.coerce.number().positive().default(60),
   MAILROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -56,6 +64,21 @@ export interface Config {
   /** On SIGTERM, how long open SMTP sessions get to finish before they are told 421 and closed. */
   shutdownGraceSeconds: number;
   logLevel: string;
+  outbound: {
+    /** smtp:// or smtps:// URL of a relay; when set, mail for foreign domains goes there instead of to their MX. */
+    relayUrl?: string;
+    /** DNS servers for MX lookups and verification (`host` or `host:port`); the system's when empty. */
+    dnsServers: string[];
+    /** Port of remote MX hosts: 25 on the internet; tests point it at a local sink. */
+    mxPort: number;
+    idempotencyWindowHours: number;
+    /** How long a message keeps being retried after temporary failures before it fails for good. */
+    lifetimeHours: number;
+    /** Largest composed message (attachments included) the send API accepts. */
+    maxSendSize: number;
+    /** First retry delay after a temporary failure; doubles with each attempt (with jitter), capped at 1 h. */
+    retryBaseSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -89,5 +112,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnections: e.MAILROOM_MAX_CONNECTIONS,
     shutdownGraceSeconds: e.MAILROOM_SHUTDOWN_GRACE_SECONDS,
     logLevel: e.MAILROOM_LOG_LEVEL,
+    outbound: {
+      relayUrl: e.MAILROOM_SMTP_RELAY_URL,
+      dnsServers: (e.MAILROOM_DNS_SERVERS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+      mxPort: e.MAILROOM_MX_PORT,
+      idempotencyWindowHours: e.MAILROOM_IDEMPOTENCY_WINDOW_HOURS,
+      lifetimeHours: e.MAILROOM_SEND_LIFETIME_HOURS,
+      maxSendSize: e.MAILROOM_MAX_SEND_SIZE,
+      retryBaseSeconds: e.MAILROOM_SEND_RETRY_BASE_SECONDS,
+    },
   };
 }

@@ -1,7 +1,6 @@
-import { sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { newId } from '../ids.ts';
-import { bossSchemaFor, QUEUES } from '../jobs/boss.ts';
+import { QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
 import { INGEST_GROUP, type IngestJob } from './receipts.ts';
 import type { Logger } from '../log.ts';
 import { assignThreads } from '../messages/threading.ts';
@@ -146,25 +145,9 @@ async function ingestBatch(store: Store, receiptIds: string[], log: Logger): Pro
   });
 }
 
-/**
- * Embedded mode only, before the worker starts. A job that was `active` when the previous process
- * died (kill -9, OOM, power cut) stays claimed until its expireInSeconds (300 s) runs out and a
- * supervise pass notices, so messages already acknowledged with 250 stayed unparsed and invisible
- * for minutes after a restart (found by test/crash.test.ts, D3). The data-dir lock makes this the
- * only process on the database, so every ingest job still active now is such an orphan: fail it,
- * and pg-boss retries it under the queue's retry policy (ingestion is idempotent).
- */
-async function retryOrphanedJobs(store: Store, boss: PgBoss, log: Logger): Promise<void> {
-  // pg-boss has no call that lists active jobs: read its job table.
-  const { rows } = await sql<{ id: string }>`SELECT id FROM ${sql.table(`${bossSchemaFor(null)}.job`)} WHERE name = ${QUEUES.ingest} AND state = 'active'`.execute(store.db);
-  if (!rows.length) return;
-  await boss.fail(QUEUES.ingest, rows.map((r) => r.id), { message: 'the process running this job stopped before finishing it' });
-  log.info({ count: rows.length }, 'ingest: retrying jobs left active by a process that stopped');
-}
-
 /** Starts this process's ingest workers. Several processes on one PostgreSQL share the queue. */
 export async function startIngestWorker(store: Store, boss: PgBoss, log: Logger): Promise<void> {
-  if (store.engine === 'pglite') await retryOrphanedJobs(store, boss, log);
+  if (store.engine === 'pglite') await retryOrphanedJobs(store, boss, log, QUEUES.ingest);
   await boss.work<IngestJob>(
     QUEUES.ingest,
     // burstWhenBatchFull: a full batch means more are waiting, so fetch again at once instead of

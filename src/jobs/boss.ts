@@ -1,11 +1,14 @@
 import { PgBoss, fromKysely, fromPglite, type Db } from 'pg-boss';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Logger } from '../log.ts';
 import type { Store } from '../store/database.ts';
 
 /** Queue names, in one place so producers and workers cannot drift apart. */
 export const QUEUES = {
   /** Parse an accepted receipt into messages. Data: { receipt_id }. */
   ingest: 'inbound-ingest',
+  /** Deliver one outbound message to its recipients. Data: { message_id }. */
+  send: 'outbound-send',
 } as const;
 
 /** Where pg-boss keeps its tables: `pgboss` embedded and beside `public`, else `<schema>_pgboss`. */
@@ -36,12 +39,39 @@ export async function startBoss(store: Store, onError: (err: Error) => void): Pr
     // A parse that takes longer than this is stuck (a MIME bomb the limits missed); the job is
     // retried and, after retryLimit, kept as failed for an operator: the raw stays stored.
     expireInSeconds: 300,
-  }).catch((err) => {
-    // Two processes starting together on PostgreSQL may both try to create it.
-    if (!/already exists/i.test(String(err?.message))) throw err;
-  });
+  }).catch(ignoreExisting);
+  await boss.createQueue(QUEUES.send, {
+    // These retries are for a worker that crashed or threw unexpectedly; remote temporary failures
+    // (4xx, timeouts) are rescheduled by the send job itself, with its own backoff and lifetime.
+    retryLimit: 20,
+    retryDelay: 10,
+    retryBackoff: true,
+    retryDelayMax: 900,
+    expireInSeconds: 900,
+  }).catch(ignoreExisting);
   return boss;
+}
+
+// Two processes starting together on PostgreSQL may both try to create a queue.
+function ignoreExisting(err: unknown): void {
+  if (!/already exists/i.test(String((err as Error)?.message))) throw err;
 }
 
 /** A pg-boss database handle that runs inside a Kysely transaction: jobs commit with the rows. */
 export const inTransaction = (trx: Kysely<any>): Db => fromKysely(trx);
+
+/**
+ * Embedded mode only, before a queue's worker starts. A job that was `active` when the previous
+ * process died (kill -9, OOM, power cut) stays claimed until its expireInSeconds runs out and a
+ * supervise pass notices, so messages already acknowledged stayed unparsed (or unsent) for minutes
+ * after a restart (found by test/crash.test.ts, D3). The data-dir lock makes this the only process
+ * on the database, so every job of the queue still active now is such an orphan: fail it, and
+ * pg-boss retries it under the queue's retry policy (the jobs are idempotent).
+ */
+export async function retryOrphanedJobs(store: Store, boss: PgBoss, log: Logger, queue: string): Promise<void> {
+  // pg-boss has no call that lists active jobs: read its job table.
+  const { rows } = await sql<{ id: string }>`SELECT id FROM ${sql.table(`${bossSchemaFor(null)}.job`)} WHERE name = ${queue} AND state = 'active'`.execute(store.db);
+  if (!rows.length) return;
+  await boss.fail(queue, rows.map((r) => r.id), { message: 'the process running this job stopped before finishing it' });
+  log.info({ queue, count: rows.length }, 'retrying jobs left active by a process that stopped');
+}

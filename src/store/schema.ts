@@ -125,6 +125,76 @@ export interface SettingTable {
   value: Json<unknown>;
 }
 
+export type RecipientStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'bounced' | 'failed' | 'suppressed';
+
+/** One message Mailroom sends: its idempotency key, envelope and the signed raw bytes in the blob store. */
+export interface OutboundTable {
+  id: string;
+  inbox_id: string;
+  idempotency_key: string | null;
+  request_hash: string;
+  key_expires_at: Timestamp;
+  envelope_from: string;
+  raw_sha256: string;
+  raw_size: number;
+  trace_id: string;
+  labels: Json<string[]>;
+  metadata: Json<Record<string, unknown>>;
+  attempts: Generated<number>;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  next_attempt_at: Timestamp | null;
+}
+
+export interface OutboundRecipientTable {
+  id: string;
+  message_id: string;
+  kind: 'to' | 'cc' | 'bcc';
+  address: string;
+  domain: string;
+  status: RecipientStatus;
+  attempts: Generated<number>;
+  response: string | null;
+  bounce_type: 'hard' | 'soft' | null;
+  bounce_reason: string | null;
+  transport: string | null;
+  updated_at: Timestamp;
+  sent_at: Timestamp | null;
+}
+
+export interface DomainTable {
+  id: string;
+  name: string;
+  dkim_selector: string;
+  dkim_private_key: string;
+  dkim_public_key: string;
+  verification: Json<Record<string, unknown>>;
+  verified_at: Timestamp | null;
+  created_at: Timestamp;
+}
+
+export interface SuppressionTable {
+  id: string;
+  scope: 'global' | 'domain' | 'inbox';
+  scope_value: string;
+  address: string;
+  reason: 'hard_bounce' | 'complaint' | 'unsubscribe' | 'manual';
+  detail: string | null;
+  source_event_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface EventTable {
+  id: string;
+  type: string;
+  created_at: Timestamp;
+  inbox_id: string | null;
+  message_id: string | null;
+  thread_id: string | null;
+  trace_id: string | null;
+  data: Json<Record<string, unknown>>;
+}
+
 export interface Database {
   inboxes: InboxTable;
   tokens: TokenTable;
@@ -136,6 +206,11 @@ export interface Database {
   thread_refs: ThreadRefTable;
   blobs: BlobTable;
   settings: SettingTable;
+  outbound: OutboundTable;
+  outbound_recipients: OutboundRecipientTable;
+  domains: DomainTable;
+  suppressions: SuppressionTable;
+  events: EventTable;
 }
 
 export type InboxRow = Selectable<InboxTable>;

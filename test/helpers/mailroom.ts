@@ -102,6 +102,9 @@ export function testEnv(engine: EngineName, dataDir: string, schema: string, env
     MAILROOM_DOMAIN: 'mailroom.test,agents.test',
     MAILROOM_HOSTNAME: 'mx.mailroom.test',
     MAILROOM_LOG_LEVEL: process.env.MAILROOM_TEST_LOG_LEVEL ?? 'silent',
+    // No test may ask the machine's resolver about a foreign domain: port 1 on loopback answers
+    // nothing, so a lookup fails at once. Tests that need DNS start one (helpers/dns.ts).
+    MAILROOM_DNS_SERVERS: '127.0.0.1:1',
     ...(engine === 'postgres' ? { DATABASE_URL: TEST_DATABASE_URL, MAILROOM_DATABASE_SCHEMA: schema } : {}),
     ...env,
   };

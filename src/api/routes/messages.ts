@@ -1,7 +1,8 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Messages } from '../../messages/messages.ts';
+import type { Outbox } from '../../outbound/outbox.ts';
 import { principalWith, type Env } from '../auth.ts';
-import { errorResponses, json, Message, MessageQuery, MessageSummary, page, PageQuery, Thread, ThreadWithMessages } from '../schemas.ts';
+import { errorResponses, json, MessageQuery, OutboundMessage, MessageSummary, page, PageQuery, Thread, ThreadWithMessages } from '../schemas.ts';
 
 const InboxParams = z.object({ inbox_id: z.string().max(64) });
 const MessageParams = z.object({ message_id: z.string().max(64) });
@@ -13,7 +14,7 @@ function contentDisposition(filename: string | null): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
 }
 
-export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages): void {
+export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox: Outbox): void {
   app.openapi(
     createRoute({
       method: 'get', path: '/v1/inboxes/{inbox_id}/messages', tags: ['messages'], summary: 'List messages of an inbox, newest first',
@@ -33,9 +34,12 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages): void {
     createRoute({
       method: 'get', path: '/v1/messages/{message_id}', tags: ['messages'], summary: 'Get a message as structured data',
       request: { params: MessageParams },
-      responses: { 200: json(Message, 'The message'), ...errorResponses },
+      responses: { 200: json(OutboundMessage, 'The message; `delivery` is its sending state when Mailroom sent it, else null'), ...errorResponses },
     }),
-    async (c) => c.json(await messages.get(principalWith(c, 'messages:read'), c.req.valid('param').message_id), 200),
+    async (c) => {
+      const m = await messages.get(principalWith(c, 'messages:read'), c.req.valid('param').message_id);
+      return c.json({ ...m, delivery: m.direction === 'outbound' ? await outbox.delivery(m.id) : null } as never, 200);
+    },
   );
 
   app.openapi(

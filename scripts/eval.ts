@@ -1,0 +1,82 @@
+/**
+ * `npm run eval`: scores the bounce classifier (src/outbound/bounces) against sisimai's labelled
+ * sample set in the shared corpora. A report, not a gate: it exits 0 whatever the figures and ends
+ * with "TARGETS MET" or "TARGETS MISSED: …" (only a missing corpus exits 1, with an error).
+ *   MAILROOM_CORPORA=/path/to/corpora   corpus root (default: ../shared/corpora beside the repo)
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  corporaRoot, corpusPresent, missedTargets, ratio, runCorpus, score, SISIMAI_SET, TARGETS, type Miss,
+} from '../src/outbound/bounces/corpus-eval.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const corpora = corporaRoot(repoRoot);
+
+if (!corpusPresent(corpora)) {
+  console.error(`eval: corpus not found: expected ${path.join(corpora, SISIMAI_SET, 'expected.tsv')}.`);
+  console.error('Set MAILROOM_CORPORA to the directory that holds sisimai-set-of-emails/ (default: ../shared/corpora beside the repository).');
+  // The one non-zero exit: without the corpus there is no report at all.
+  process.exit(1);
+}
+
+const started = performance.now();
+let lastProgress = started;
+const { results, notBounce } = await runCorpus(corpora, (done, total) => {
+  // Progress only once the run has taken a while, at most twice a second, on stderr.
+  const now = performance.now();
+  if (now - started > 2000 && now - lastProgress > 500) {
+    lastProgress = now;
+    process.stderr.write(`\r  classified ${done}/${total} files…`);
+  }
+});
+if (lastProgress !== started) process.stderr.write('\n');
+const rep = score(results, notBounce);
+const elapsed = (performance.now() - started) / 1000;
+
+const pct = (x: { hit: number; total: number }) => `${(100 * ratio(x)).toFixed(1)}%`.padStart(6);
+const line = (label: string, x: { hit: number; total: number }, note = '') => console.log(`  ${label.padEnd(34)} ${pct(x)}  (${x.hit}/${x.total})${note}`);
+
+console.log(`Bounce classifier vs ${SISIMAI_SET} (${corpora})`);
+console.log(`  ${rep.files} files in ${elapsed.toFixed(1)} s; slowest ${rep.slowest.file} ${rep.slowest.ms.toFixed(0)} ms\n`);
+line('detection (files, bounce|delayed)', rep.detection, `   target ≥ ${TARGETS.detection * 100}%`);
+line('reason (recipient rows)', rep.reason, `   target ≥ ${TARGETS.reason * 100}%`);
+line('hard/soft (recipient rows)', rep.hardSoft);
+line('delivered DSN → delivered', rep.delivered);
+line('vacation → auto_reply', rep.vacation, rep.vacation.countedAsBounce ? `   ${rep.vacation.countedAsBounce} counted as bounce!` : '   none counted as bounce');
+line('feedback → complaint', rep.feedback, `   feedback_type right: ${rep.feedback.typeHit}/${rep.feedback.total}`);
+line('not-bounce → not_bounce', rep.notBounce, `   ${rep.notBounce.files.map((f) => `${f.file}=${f.kind}`).join(', ')}`);
+
+const top = <T,>(counts: Map<T, number>, n: number): [T, number][] => [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, n);
+
+if (rep.reasonMisses.length) {
+  console.log('\nReason misses: expected → got (top 20)');
+  const conf = new Map<string, number>();
+  for (const m of rep.reasonMisses) conf.set(`${m.expected} → ${m.got}`, (conf.get(`${m.expected} → ${m.got}`) ?? 0) + 1);
+  for (const [k, n] of top(conf, 20)) console.log(`  ${String(n).padStart(3)}  ${k}`);
+}
+
+const all: Miss[] = [...rep.detectionMisses, ...rep.reasonMisses, ...rep.hardMisses];
+if (all.length) {
+  console.log('\nMisses per engine (files are bsd/, crlf/ and cr/ copies)');
+  const engines = new Map<string, { detection: number; reason: number; hard: number; rows: number; samples: Set<string> }>();
+  const rowsPerEngine = new Map<string, number>();
+  for (const r of results) for (const row of r.rows) rowsPerEngine.set(r.engine, (rowsPerEngine.get(r.engine) ?? 0) + 1);
+  const bump = (m: Miss, key: 'detection' | 'reason' | 'hard') => {
+    const e = engines.get(m.engine) ?? { detection: 0, reason: 0, hard: 0, rows: rowsPerEngine.get(m.engine) ?? 0, samples: new Set<string>() };
+    e[key]++;
+    e.samples.add(`${m.dir === 'bsd' ? '' : m.dir + '/'}${m.file}${m.index ? '#' + m.index : ''}${key === 'detection' ? '' : ` ${m.expected}→${m.got}`}`);
+    engines.set(m.engine, e);
+  };
+  rep.detectionMisses.forEach((m) => bump(m, 'detection'));
+  rep.reasonMisses.forEach((m) => bump(m, 'reason'));
+  rep.hardMisses.forEach((m) => bump(m, 'hard'));
+  console.log(`  ${'engine'.padEnd(16)} ${'rows'.padStart(5)} ${'detect'.padStart(7)} ${'reason'.padStart(7)} ${'hard'.padStart(5)}  examples`);
+  for (const [engine, e] of [...engines.entries()].sort((a, b) => (b[1].reason + b[1].detection) - (a[1].reason + a[1].detection))) {
+    const ex = [...e.samples].slice(0, 3).join('; ');
+    console.log(`  ${engine.padEnd(16)} ${String(e.rows).padStart(5)} ${String(e.detection).padStart(7)} ${String(e.reason).padStart(7)} ${String(e.hard).padStart(5)}  ${ex}`);
+  }
+}
+
+const missed = missedTargets(rep);
+console.log(missed.length ? `\nTARGETS MISSED: ${missed.join('; ')}` : '\nTARGETS MET');

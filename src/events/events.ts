@@ -1,0 +1,37 @@
+import type { Kysely } from 'kysely';
+import { newId } from '../ids.ts';
+import type { Database } from '../store/schema.ts';
+
+/**
+ * The event log: every state change Mailroom makes is a row, written in the same transaction as
+ * the change itself, so the log never says something happened that did not (or the reverse).
+ * Readers (webhooks, SSE, wait-for-reply, MCP) arrive with the events issue and page by id.
+ */
+export type EventType =
+  | 'message.queued' | 'message.sent' | 'message.deferred' | 'message.bounced' | 'message.failed'
+  | 'message.suppressed' | 'message.complained' | 'suppression.created' | 'domain.created' | 'domain.verified';
+
+export interface NewEvent {
+  type: EventType;
+  inbox_id?: string | null;
+  message_id?: string | null;
+  thread_id?: string | null;
+  trace_id?: string | null;
+  data?: Record<string, unknown>;
+}
+
+export async function appendEvents(db: Kysely<Database>, events: NewEvent[], at = new Date()): Promise<string[]> {
+  if (!events.length) return [];
+  const rows = events.map((e) => ({
+    id: newId('evt'),
+    type: e.type,
+    created_at: at,
+    inbox_id: e.inbox_id ?? null,
+    message_id: e.message_id ?? null,
+    thread_id: e.thread_id ?? null,
+    trace_id: e.trace_id ?? null,
+    data: JSON.stringify(e.data ?? {}),
+  }));
+  await db.insertInto('events').values(rows).execute();
+  return rows.map((r) => r.id);
+}

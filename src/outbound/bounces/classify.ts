@@ -1,0 +1,163 @@
+import { isAppleUnsubscribe, isFeedbackReport, parseFeedbackReport } from './arf.ts';
+import { autoReplyEvidence, isAutoReply } from './auto-reply.ts';
+import { bounceSignals, looksLikeBounce } from './bounce-signals.ts';
+import { decideReason } from './decide-reason.ts';
+import { clipDiagnostic, diagnosticFromBlock } from './diagnostic-text.ts';
+import { addressFromTyped, looksLikeDeliveryStatus, parseDeliveryStatus, type DsnRecipientFields } from './dsn.ts';
+import { isHardBounce, isPermanentReply } from './hard-bounce.ts';
+import { allParts, headerValue, parseMime, type MimePart } from './mime.ts';
+import { originalMessage } from './original.ts';
+import { normalizeForMatch } from './reasons.ts';
+import { addressesIn, recipientBlocks, type RecipientBlock } from './recipient-blocks.ts';
+import { reportText } from './report-text.ts';
+import { findCommand, findReplyCode, findStatus } from './smtp-codes.ts';
+import type { BounceReason, BounceVerdict, BouncedRecipient, OriginalMessage } from './types.ts';
+
+export type { BounceReason, BounceVerdict, BouncedRecipient, OriginalMessage } from './types.ts';
+
+/**
+ * Bounce / DSN / complaint / auto-reply classification of an inbound message addressed to one of
+ * our return paths. The order of the checks matters: complaints and RFC 3464 reports are
+ * recognised by their MIME structure first; only then do the heuristics for non-standard bounces
+ * run, and auto-replies come last because some MTAs mark their bounces "auto-replied" too.
+ */
+
+const EMPTY_ORIGINAL: OriginalMessage = { message_id: null, from: null, to: null, subject: null, return_path: null };
+
+const verdict = (kind: BounceVerdict['kind'], recipients: BouncedRecipient[], original: OriginalMessage, feedbackType: string | null = null): BounceVerdict =>
+  ({ kind, recipients, original, feedback_type: feedbackType });
+
+export async function classifyBounce(raw: Buffer): Promise<BounceVerdict> {
+  try {
+    return classifyParsed(parseMime(Buffer.isBuffer(raw) ? raw : Buffer.from(raw ?? '')));
+  } catch {
+    return verdict('not_bounce', [], { ...EMPTY_ORIGINAL });
+  }
+}
+
+/** For synchronous SMTP failures seen by our own SMTP client: reply code, optional enhanced status, reply text. */
+export function classifySmtpReply(code: number, status: string | null, text: string): { reason: BounceReason; hard: boolean } {
+  const st = status ?? findStatus(text ?? '');
+  const reason = decideReason({
+    status: st, replyCode: code, diagnostic: `${code} ${st ?? ''} ${text ?? ''}`, diagnosticType: 'smtp',
+    command: findCommand(text ?? ''), action: null, hint: null,
+  });
+  return { reason, hard: isPermanentReply(code, st) };
+}
+
+function classifyParsed(root: MimePart): BounceVerdict {
+  const text = reportText(root);
+  const original = originalMessage(root, text);
+  const sender = (name: string) => addressFromTyped(headerValue(root.headers, name));
+
+  if (isFeedbackReport(root)) {
+    const report = parseFeedbackReport(root);
+    // Without Original-Rcpt-To the complainer is the original message's recipient.
+    const who = report.recipients.length ? report.recipients : original.to ? original.to.split(', ') : [];
+    return verdict('complaint', who.map((a) => nonFailure(a)), original, report.feedbackType);
+  }
+  if (isAppleUnsubscribe(root)) return verdict('complaint', [nonFailure(sender('from'))], original, 'opt-out');
+
+  const dsn = deliveryStatusRecipients(root);
+  if (dsn.length) return fromDeliveryStatus(dsn, root, text, original);
+
+  const signals = bounceSignals(root.headers, text);
+  const auto = autoReplyEvidence(root.headers, text);
+  // An auto-reply marker outweighs weak bounce signals, but not a daemon sender or a bounce-only header.
+  const daemonish = signals.strong || signals.reasons.includes('from');
+  if (isAutoReply(auto) && !daemonish) return verdict('auto_reply', [nonFailure(sender('from'))], original);
+  if (looksLikeBounce(signals)) return fromText(root, text, original);
+  if (isAutoReply(auto)) return verdict('auto_reply', [nonFailure(sender('from'))], original);
+  return verdict('not_bounce', [], original);
+}
+
+function nonFailure(address: string | null): BouncedRecipient {
+  return { address, status: null, reply_code: null, reason: 'undefined', hard: false, diagnostic: null };
+}
+
+/** DSN recipient blocks from message/delivery-status parts, or from text parts that carry DSN fields. */
+function deliveryStatusRecipients(root: MimePart): DsnRecipientFields[] {
+  const own = allParts(root).filter((p) => !p.inMessage && !p.children.length);
+  const dsnParts = own.filter((p) => /^message\/(?:global-)?delivery-status$/.test(p.contentType));
+  const sources = dsnParts.length ? dsnParts : own.filter((p) => p.contentType.startsWith('text/') && looksLikeDeliveryStatus(p.text));
+  return sources.flatMap((p) => parseDeliveryStatus(p.text.replace(/^\n+/, '')).recipients);
+}
+
+const DELIVERED_ACTIONS = new Set(['delivered', 'relayed', 'expanded']);
+
+function fromDeliveryStatus(fields: DsnRecipientFields[], root: MimePart, text: string, original: OriginalMessage): BounceVerdict {
+  const blocks = blocksOf(root, text);
+  const delivered: BouncedRecipient[] = [];
+  const delayed: BouncedRecipient[] = [];
+  const failed: BouncedRecipient[] = [];
+  for (const f of fields) {
+    const address = f.finalRecipient ?? f.originalRecipient ?? f.actualRecipient;
+    const block = findBlock(blocks, [f.finalRecipient, f.originalRecipient, f.actualRecipient], fields.length === 1);
+    const diag = f.diagnosticCode ?? '';
+    // The Diagnostic-Code is the server's own words; the text block is the fallback when it is missing.
+    const words = diag || block?.text || (fields.length === 1 ? text : '');
+    const diagStatus = findStatus(words);
+    // A generic Status (X.0.0) loses to a specific code in the server's words.
+    const status = f.status && !(f.status.endsWith('.0.0') && diagStatus && !diagStatus.endsWith('.0.0')) ? f.status : (diagStatus ?? f.status);
+    const replyCode = findReplyCode(diag) ?? (block ? findReplyCode(block.text) : null);
+    const action = f.action;
+    if ((action && DELIVERED_ACTIONS.has(action)) || status?.startsWith('2.')) {
+      delivered.push({ ...nonFailure(address), status, reply_code: replyCode, diagnostic: clipDiagnostic(diag) });
+      continue;
+    }
+    const command = findCommand(`${diag}\n${block?.text ?? ''}`);
+    const reason = decideReason({ status, replyCode, diagnostic: words, diagnosticType: f.diagnosticType, command, action, hint: null });
+    const r: BouncedRecipient = {
+      address, status, reply_code: replyCode, reason, hard: isHardBounce(reason, status, replyCode, words),
+      diagnostic: clipDiagnostic(diag) ?? (block ? diagnosticFromBlock(block.text, address) : null),
+    };
+    (action === 'delayed' ? delayed : failed).push(r);
+  }
+  if (failed.length) return verdict('bounce', [...failed, ...delayed], original);
+  if (delayed.length) return verdict('delayed', delayed, original);
+  if (delivered.length) return verdict('delivered', delivered, original);
+  return verdict('not_bounce', [], original);
+}
+
+function blocksOf(root: MimePart, text: string): RecipientBlock[] {
+  const exclude = new Set([...addressesIn(headerValue(root.headers, 'from') ?? ''), ...addressesIn(headerValue(root.headers, 'to') ?? '')]);
+  const blocks = recipientBlocks(text, exclude);
+  return blocks.length ? blocks : recipientBlocks(text, new Set());
+}
+
+function findBlock(blocks: RecipientBlock[], addresses: (string | null)[], only: boolean): RecipientBlock | null {
+  for (const a of addresses) {
+    const b = a ? blocks.find((x) => x.address === a) : undefined;
+    if (b) return b;
+  }
+  return only && blocks.length === 1 ? blocks[0] : null;
+}
+
+/** A bounce without an RFC 3464 report: recipients and reasons come from the text. */
+function fromText(root: MimePart, text: string, original: OriginalMessage): BounceVerdict {
+  const failedHeader = root.headers.filter((h) => h.name === 'x-failed-recipients').flatMap((h) => addressesIn(h.value));
+  let blocks = blocksOf(root, text);
+  if (failedHeader.length) {
+    // The header is authoritative about who failed; the text only explains why.
+    const known = new Map(blocks.map((b) => [b.address, b]));
+    blocks = failedHeader.map((a) => known.get(a) ?? { address: a, text: blocks.length === 1 ? blocks[0].text : text });
+  }
+  if (!blocks.length) {
+    const fallback = original.to?.split(', ')[0] ?? null;
+    blocks = [{ address: fallback ?? '', text }];
+  }
+  const recipients = blocks.map((b): BouncedRecipient => {
+    const status = findStatus(b.text);
+    const replyCode = findReplyCode(b.text);
+    const command = findCommand(b.text);
+    const reason = decideReason({ status, replyCode, diagnostic: b.text, diagnosticType: null, command, action: null, hint: null });
+    return {
+      address: b.address || null, status, reply_code: replyCode, reason, hard: isHardBounce(reason, status, replyCode, b.text),
+      diagnostic: diagnosticFromBlock(b.text, b.address || null),
+    };
+  });
+  // "Delayed"/"will retry" notices without a DSN part are still only delays.
+  const delayedOnly = /\b(?:delayed|will (?:continue|keep) (?:trying|to try)|still (?:trying|being retried)|warning: could not send)/i.test(normalizeForMatch(text))
+    && !/(?:permanent|giving up|gave up|failed permanently|could not be delivered)/i.test(text);
+  return verdict(delayedOnly ? 'delayed' : 'bounce', recipients, original);
+}

@@ -1,0 +1,110 @@
+/**
+ * The machine-readable part of an RFC 3464 delivery status notification (message/delivery-status):
+ * one block of per-message fields, then one block per recipient, blocks separated by blank lines.
+ * Real reports bend the format (no blank line between recipients, folded Diagnostic-Code lines,
+ * fields in a text/plain part), so a new recipient block also starts at a second
+ * Final-Recipient/Original-Recipient field.
+ */
+
+export interface DsnRecipientFields {
+  finalRecipient: string | null;
+  originalRecipient: string | null;
+  action: string | null;
+  status: string | null;
+  diagnosticType: string | null;
+  diagnosticCode: string | null;
+  remoteMta: string | null;
+  /** X-Actual-Recipient and friends some MTAs add when aliases were expanded */
+  actualRecipient: string | null;
+}
+
+export interface DeliveryStatusReport {
+  reportingMta: string | null;
+  recipients: DsnRecipientFields[];
+}
+
+interface Field { name: string; value: string }
+
+function fieldsOf(text: string): Field[] {
+  const out: Field[] = [];
+  for (const line of text.split('\n')) {
+    if (/^[ \t]+\S/.test(line) && out.length) {
+      out[out.length - 1].value += ' ' + line.trim();
+      continue;
+    }
+    const m = /^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$/.exec(line);
+    if (m) out.push({ name: m[1].toLowerCase(), value: m[2].trim() });
+    else if (!line.trim()) out.push({ name: '', value: '' }); // block separator
+  }
+  return out;
+}
+
+/** "rfc822; <User@Example.com>" → "user@example.com". */
+export function addressFromTyped(value: string | null): string | null {
+  if (!value) return null;
+  let v = value.includes(';') ? value.slice(value.indexOf(';') + 1) : value;
+  v = v.trim().replace(/^<|>$/g, '').trim();
+  const m = /[^\s<>"(),;:]+@[^\s<>"(),;:]+/.exec(v);
+  return m ? m[0].replace(/\.$/, '').toLowerCase() : null;
+}
+
+/** "smtp; 550 5.1.1 ..." → type "smtp" and the text after the semicolon. */
+function splitTyped(value: string): { type: string | null; text: string } {
+  const m = /^([A-Za-z][A-Za-z0-9-]*)\s*;\s*([\s\S]*)$/.exec(value);
+  return m ? { type: m[1].toLowerCase(), text: m[2].trim() } : { type: null, text: value.trim() };
+}
+
+const RECIPIENT_FIELDS = new Set(['final-recipient', 'original-recipient', 'x-actual-recipient', 'action', 'status', 'diagnostic-code', 'remote-mta', 'last-attempt-date', 'will-retry-until', 'x-display-name']);
+
+function emptyRecipient(): DsnRecipientFields {
+  return { finalRecipient: null, originalRecipient: null, action: null, status: null, diagnosticType: null, diagnosticCode: null, remoteMta: null, actualRecipient: null };
+}
+
+export function parseDeliveryStatus(text: string): DeliveryStatusReport {
+  const report: DeliveryStatusReport = { reportingMta: null, recipients: [] };
+  let current: DsnRecipientFields | null = null;
+  const close = () => {
+    if (current && (current.finalRecipient || current.originalRecipient || current.status || current.action)) report.recipients.push(current);
+    current = null;
+  };
+  for (const f of fieldsOf(text)) {
+    if (!f.name) {
+      close();
+      continue;
+    }
+    if (f.name === 'reporting-mta') {
+      report.reportingMta ??= splitTyped(f.value).text;
+      continue;
+    }
+    if (!RECIPIENT_FIELDS.has(f.name)) continue;
+    // A second recipient field without a blank line in between: the sender forgot the separator.
+    if (current && ((f.name === 'final-recipient' && current.finalRecipient) || (f.name === 'original-recipient' && current.originalRecipient))) close();
+    const cur: DsnRecipientFields = current ?? emptyRecipient();
+    current = cur;
+    switch (f.name) {
+      case 'final-recipient': cur.finalRecipient = addressFromTyped(f.value); break;
+      case 'original-recipient': cur.originalRecipient = addressFromTyped(f.value); break;
+      case 'x-actual-recipient': cur.actualRecipient = addressFromTyped(f.value); break;
+      case 'action': cur.action = f.value.toLowerCase().split(/[\s(;]/)[0] || null; break;
+      case 'status': {
+        const m = /([245])\.(\d{1,3})\.(\d{1,3})/.exec(f.value);
+        cur.status = m ? `${m[1]}.${Number(m[2])}.${Number(m[3])}` : null;
+        break;
+      }
+      case 'diagnostic-code': {
+        const { type, text: diag } = splitTyped(f.value);
+        cur.diagnosticType = type;
+        cur.diagnosticCode = diag || null;
+        break;
+      }
+      case 'remote-mta': cur.remoteMta = splitTyped(f.value).text || null; break;
+    }
+  }
+  close();
+  return report;
+}
+
+/** Whether a text part carries DSN fields (some MTAs send them as text/plain). */
+export function looksLikeDeliveryStatus(text: string): boolean {
+  return /^(?:final|original)-recipient\s*:/im.test(text) && /^(?:status|action)\s*:/im.test(text);
+}

@@ -1,0 +1,76 @@
+/**
+ * Splitting a non-standard bounce text into one block per failed recipient. MTAs that do not
+ * send RFC 3464 reports still follow one shape: a line that names the recipient (alone, in angle
+ * brackets, followed by a colon, or behind a "Recipient:" label), then the lines that explain the
+ * failure, up to the next recipient. Addresses mentioned inside an explanation ("550 <x>... User
+ * unknown") are not recipient lines.
+ */
+
+export interface RecipientBlock { address: string; text: string }
+
+const ADDR_SRC = String.raw`[A-Za-z0-9.!#$%&'*+/=?^_\`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+`;
+export const ADDRESS_RE = new RegExp(ADDR_SRC);
+
+// A line naming a recipient, captured in group 1. Ordered loosely from the most common shapes.
+const RECIPIENT_LINE: RegExp[] = [
+  // "<user@example.jp>:" (qmail), "user@example.jp" (Exim, indented), "<user@example.jp>" (Sendmail)
+  new RegExp(String.raw`^\s*(?:["'][^"']*["']\s*)?<?(?:mailto:)?(${ADDR_SRC})>?\s*:?\s*$`),
+  // "<user@example.jp>: host mx said: ..." (Postfix), "<user@example.jp>... User unknown"
+  new RegExp(String.raw`^\s*<(${ADDR_SRC})>\s*(?::|\.\.\.|,)\s*\S`),
+  new RegExp(String.raw`^\s*(${ADDR_SRC})\s*(?::\s+\S|\.\.\.)`),
+  // "user@example.jp (reason)" / "user@example.jp <user@example.jp>" (display lists)
+  new RegExp(String.raw`^\s*(${ADDR_SRC})\s+(?:\(|<|on\b|\[|-\s)`),
+  // Labelled: "Failed recipient: x", "Original-Recipient: rfc822;x", "Recipient address: x", "To: x" in a report table
+  new RegExp(String.raw`^\s*(?:(?:failed|final|original|bounced?|invalid|unknown|undeliverable|intended)[ -]?)?(?:recipients?|address(?:es)?|rcpt(?: to)?|e-?mail(?: address)?|destinataire|empf(?:ä|ae)nger|destinatario|to)(?:\(s\))?(?: address)?\s*[:=]\s*(?:rfc822;\s*)?["']?[^<@\s]*<?(${ADDR_SRC})>?`, 'i'),
+  // "  - user@example.jp", "* user@example.jp" bullet lists
+  new RegExp(String.raw`^\s*[-*•]\s*<?(${ADDR_SRC})>?\s*(?:[:(].*)?$`),
+];
+
+function recipientOnLine(line: string): string | null {
+  for (const re of RECIPIENT_LINE) {
+    const m = re.exec(line);
+    if (m) return m[1].replace(/\.$/, '').toLowerCase();
+  }
+  return null;
+}
+
+/**
+ * Blocks per recipient, in order of first mention. `exclude` are addresses that are not
+ * recipients (the report's own sender and the original sender it is addressed to). When the text
+ * before the first recipient line holds the explanation (some MTAs list addresses last), every
+ * block also gets that lead text.
+ */
+export function recipientBlocks(text: string, exclude: ReadonlySet<string>): RecipientBlock[] {
+  const lines = text.split('\n');
+  const hits: { at: number; address: string }[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const a = recipientOnLine(lines[i]);
+    if (a && !exclude.has(a)) hits.push({ at: i, address: a });
+  }
+  if (!hits.length) return [];
+  const byAddress = new Map<string, string[]>();
+  for (let h = 0; h < hits.length; h++) {
+    const end = h + 1 < hits.length ? hits[h + 1].at : lines.length;
+    const chunk = lines.slice(hits[h].at, end).join('\n');
+    const list = byAddress.get(hits[h].address) ?? [];
+    list.push(chunk);
+    byAddress.set(hits[h].address, list);
+  }
+  const lead = lines.slice(0, hits[0].at).join('\n');
+  return [...byAddress.entries()].map(([address, chunks]) => {
+    const own = chunks.join('\n');
+    return { address, text: explainsItself(own) ? own : `${own}\n${lead}` };
+  });
+}
+
+// A block that carries a status or reply code explains itself; otherwise the lead text might.
+function explainsItself(block: string): boolean {
+  return /(?<![\d.])[245]\.\d{1,3}\.\d{1,3}(?![\d])|(?:^|\s)[45]\d\d[\s-]/.test(block);
+}
+
+/** Every address in `text`, lower-cased, in order, without duplicates. */
+export function addressesIn(text: string): string[] {
+  const seen = new Set<string>();
+  for (const m of text.matchAll(new RegExp(ADDR_SRC, 'g'))) seen.add(m[0].replace(/\.$/, '').toLowerCase());
+  return [...seen];
+}

@@ -1,0 +1,69 @@
+/**
+ * Finding SMTP facts in free text: enhanced status codes (RFC 3463, "5.1.1"), basic reply codes
+ * ("550") and the SMTP command a server was answering when it failed the message. Bounce texts mix
+ * these with IP addresses, queue ids and dates, so each finder is anchored to how MTAs actually
+ * print them.
+ */
+
+export type SmtpCommand = 'CONN' | 'HELO' | 'EHLO' | 'STARTTLS' | 'AUTH' | 'MAIL' | 'RCPT' | 'DATA';
+
+// X.Y.Z with class 2, 4 or 5; not part of an IP address or version number (no digit or dot around
+// it), optionally written "#5.1.1" (qmail) or "(5.1.1)".
+const STATUS_RE = /(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]|\.\d)/g;
+
+/** All enhanced status codes in `text`, in order of appearance. */
+export function findStatusCodes(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(STATUS_RE)) {
+    // The subject digit is 0-7 (RFC 3463); "5.12.1" is a version number, not a status.
+    if (Number(m[2]) > 9) continue;
+    out.push(`${m[1]}.${Number(m[2])}.${Number(m[3])}`);
+  }
+  return out;
+}
+
+/**
+ * The most telling status code in a diagnostic: a specific one ("5.1.1") beats a generic ".0.0"
+ * one, because servers often print "550 5.0.0 <addr>... 5.1.1 User unknown" style chains.
+ */
+export function findStatus(text: string): string | null {
+  const all = findStatusCodes(text);
+  if (!all.length) return null;
+  return all.find((s) => !s.endsWith('.0.0')) ?? all[0];
+}
+
+// A reply code is printed first on a reply line, after "said:", after "SMTP;" in a
+// Diagnostic-Code, or before the enhanced code; a bare 3-digit number elsewhere (a port, a queue
+// id, a count) is not one.
+const REPLY_BEFORE_STATUS = /(?<![\d.])([245][0-5]\d)[ -]+[245]\.\d{1,3}\.\d{1,3}(?![\d])/;
+const REPLY_AFTER_MARKER = /(?:said:|says:|smtp;|response:|reply:|returned:|error:|<<<|^|\n|\(|\[)\s*([245][0-5]\d)(?=[ -]|$)/im;
+const REPLY_ANYWHERE = /(?<![\w.:/-])([45][0-5]\d)(?=[ -][A-Za-z<#(\[])/;
+
+export function findReplyCode(text: string): number | null {
+  const m = REPLY_BEFORE_STATUS.exec(text) ?? REPLY_AFTER_MARKER.exec(text) ?? REPLY_ANYWHERE.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+// Ordered: the more specific wording first. Each MTA reports the failing step in its own words.
+const COMMAND_PATTERNS: [RegExp, SmtpCommand][] = [
+  [/in reply to (?:the )?rcpt to command|after rcpt to|>>> rcpt to|rcpt to:<[^>]*>\s*(?:\.\.\.)?\s*(?:<<<\s*)?[45]\d\d|does not like recipient|\brcpt:\s*<|\brcpt command\b|error on rcpt|during rcpt|rcpt to (?:command )?(?:was )?rejected/i, 'RCPT'],
+  [/in reply to (?:the )?mail from command|after mail from|>>> mail from|sender was rejected|\bmail from command\b|error on mail from/i, 'MAIL'],
+  [/in reply to (?:the )?(?:end of )?data command|after (?:end of )?data|>>> data|didn't like the message|failed on data command|\bdata command\b|after sending (?:the )?message|end of data/i, 'DATA'],
+  [/(?:in reply to|after|>>>)\s*starttls/i, 'STARTTLS'],
+  [/in reply to (?:the )?ehlo command|after ehlo|>>> ehlo/i, 'EHLO'],
+  [/in reply to (?:the )?helo command|after helo|>>> helo/i, 'HELO'],
+  [/after initial connection|greeting failed|in reply to (?:the )?(?:initial )?greeting|while connecting|refused to talk to me|connection refused|banner/i, 'CONN'],
+];
+
+/** The SMTP command the remote server rejected, when the text says which. */
+export function findCommand(text: string): SmtpCommand | null {
+  for (const [re, cmd] of COMMAND_PATTERNS) if (re.test(text)) return cmd;
+  return null;
+}
+
+/** Status class implied by a reply code: 2xx, 4xx (transient) or 5xx (permanent). */
+export const classOfReply = (code: number | null): '2' | '4' | '5' | null => {
+  if (code === null) return null;
+  const c = String(code)[0];
+  return c === '2' || c === '4' || c === '5' ? c : null;
+};

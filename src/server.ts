@@ -20,6 +20,7 @@ import { Domains } from './outbound/domains.ts';
 import { Outbox } from './outbound/outbox.ts';
 import { Transports } from './outbound/transports.ts';
 import { startSendWorker } from './outbound/worker.ts';
+import { inboxForVerp, startReportWorker } from './outbound/reports.ts';
 
 /**
  * The composition root: opens the store, starts the job engine, the SMTP server and the HTTP API,
@@ -85,6 +86,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     cleanups.push(async () => transports.close());
     const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, config: config.outbound });
     await startSendWorker({ store, boss, transports, config, log });
+    await startReportWorker(store, boss, log);
 
     const app = createApi({
       db: store.db,
@@ -106,7 +108,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     cleanups.push(() => new Promise<void>((resolve) => { http.close(() => resolve()); (http as any).closeAllConnections?.(); }));
     const httpPort = (http.address() as AddressInfo).port;
 
-    const smtp: InboundSmtp = await startSmtpServer({ config, inboxes, acceptor, log });
+    const smtp: InboundSmtp = await startSmtpServer({ config, inboxes, acceptor, log, verpInbox: (id) => inboxForVerp(store, id) });
     // Registered last so it stops first: no new mail is accepted while the rest shuts down.
     cleanups.push(() => smtp.close());
 

@@ -515,11 +515,11 @@ for (const engine of ENGINES) {
         const broken = receipts.find((r) => r.id === ids[1])!.raw_sha256;
         const blobs = m.store.blobs;
         const store: Store = { ...m.store, blobs: { get: async (sha: string) => (sha === broken ? null : blobs.get(sha)), put: (data, db) => blobs.put(data, db) } };
-        await assert.rejects(ingestReceipts(store, ids, m.log), /is missing/, 'the failure is still reported, so the job is retried');
+        await assert.rejects(ingestReceipts(store, m.boss, ids, m.log), /is missing/, 'the failure is still reported, so the job is retried');
         const listed = await waitForMessages(m, inbox.id, 2);
         assert.deepEqual(listed.map((x: any) => x.subject).sort(), ['one', 'three']);
         // The retry (here with the real store) ingests the last one and skips the other two.
-        assert.equal(await ingestReceipts(m.store, ids, m.log), 1);
+        assert.equal(await ingestReceipts(m.store, m.boss, ids, m.log), 1);
         assert.equal((await waitForMessages(m, inbox.id, 3)).length, 3);
       } finally {
         await startIngestWorker(m.store, m.boss, m.log);

@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import { newId } from '../ids.ts';
-import { QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
+import { inTransaction, QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
+import { mayBeReport } from '../outbound/verp.ts';
 import { INGEST_GROUP, type IngestJob } from './receipts.ts';
 import type { Logger } from '../log.ts';
 import { assignThreads } from '../messages/threading.ts';
@@ -14,9 +15,9 @@ import type { Store } from '../store/database.ts';
  * only delays it: the job is retried and every write is idempotent (message ids were fixed at
  * accept time; a receipt already ingested is skipped).
  */
-export async function ingestReceipts(store: Store, receiptIds: string[], log: Logger): Promise<number> {
+export async function ingestReceipts(store: Store, boss: PgBoss, receiptIds: string[], log: Logger): Promise<number> {
   try {
-    return await ingestBatch(store, receiptIds, log);
+    return await ingestBatch(store, boss, receiptIds, log);
   } catch (err) {
     if (receiptIds.length <= 1) throw err;
     // One receipt that cannot be ingested (a value the database refuses, a missing blob) must not
@@ -28,7 +29,7 @@ export async function ingestReceipts(store: Store, receiptIds: string[], log: Lo
     let failure: unknown = null;
     for (const id of receiptIds) {
       try {
-        count += await ingestBatch(store, [id], log);
+        count += await ingestBatch(store, boss, [id], log);
       } catch (e) {
         log.error({ err: e, receipt: id }, 'could not ingest a received message; its raw stays stored and the job is retried');
         failure ??= e;
@@ -39,7 +40,7 @@ export async function ingestReceipts(store: Store, receiptIds: string[], log: Lo
   }
 }
 
-async function ingestBatch(store: Store, receiptIds: string[], log: Logger): Promise<number> {
+async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log: Logger): Promise<number> {
   const { db, blobs } = store;
   const receipts = await db.selectFrom('receipts').selectAll().where('id', 'in', receiptIds).where('state', '=', 'accepted').execute();
   if (!receipts.length) return 0;
@@ -140,6 +141,10 @@ async function ingestBatch(store: Store, receiptIds: string[], log: Logger): Pro
         await trx.insertInto('attachments').values(attachmentRows.slice(i, i + 500)).execute();
       }
     }
+    // Mail that may be a report on something we sent (a DSN to a VERP address, anything with the
+    // null sender) is handed to the outbound side in the same commit, so no bounce is ever missed.
+    const reports = todo.filter((d) => mayBeReport(receiptById.get(d.receipt_id)!.mail_from, d.rcpt_to)).map((d) => d.id);
+    if (reports.length) await boss.insert(QUEUES.report, [{ data: { message_ids: reports } }], { db: inTransaction(trx) });
     await trx.updateTable('receipts').set({ state: 'ingested', ingested_at: new Date() }).where('id', 'in', receipts.map((r) => r.id)).execute();
     return todo.length;
   });
@@ -157,7 +162,7 @@ export async function startIngestWorker(store: Store, boss: PgBoss, log: Logger)
       // Jobs hold up to INGEST_GROUP receipts each; a transaction takes one group at most.
       const ids = jobs.flatMap((j) => j.data.receipt_ids ?? []);
       let n = 0;
-      for (let i = 0; i < ids.length; i += INGEST_GROUP) n += await ingestReceipts(store, ids.slice(i, i + INGEST_GROUP), log);
+      for (let i = 0; i < ids.length; i += INGEST_GROUP) n += await ingestReceipts(store, boss, ids.slice(i, i + INGEST_GROUP), log);
       log.debug({ jobs: jobs.length, receipts: ids.length, messages: n }, 'ingested');
     },
   );

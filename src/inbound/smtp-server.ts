@@ -12,6 +12,7 @@ import type { Acceptor } from './accept.ts';
 import type { ReceiptEnvelope } from './receipts.ts';
 import { classifyRecipient } from './recipient-policy.ts';
 import { receivedHeader } from './trace.ts';
+import { parseVerp } from '../outbound/verp.ts';
 
 /**
  * Inbound SMTP (smtp-server). This file owns the protocol edge: recipient policy, limits, and the
@@ -32,8 +33,15 @@ export interface InboundSmtp {
   close(): Promise<void>;
 }
 
-export async function startSmtpServer(deps: { config: Config; inboxes: Inboxes; acceptor: Acceptor; log: Logger }): Promise<InboundSmtp> {
-  const { config, inboxes, acceptor, log } = deps;
+export async function startSmtpServer(deps: {
+  config: Config;
+  inboxes: Inboxes;
+  acceptor: Acceptor;
+  log: Logger;
+  /** The inbox that sent an outbound message, for its VERP return path; null if none (or deleted). */
+  verpInbox: (messageId: string) => Promise<string | null>;
+}): Promise<InboundSmtp> {
+  const { config, inboxes, acceptor, log, verpInbox } = deps;
   const perIp = new Map<string, number>();
   const counted = new Set<string>();
 
@@ -87,7 +95,10 @@ export async function startSmtpServer(deps: { config: Config; inboxes: Inboxes; 
       if (cls.kind === 'foreign') {
         return callback(smtpError(550, '5.7.1 Relaying denied: this server only accepts mail for its own domains'));
       }
-      inboxes.idForAddress(cls.username, cls.domain).then(
+      // A VERP return path of ours (bounces+msg_…@domain) is delivered to the inbox that sent
+      // that message: the report reaches the agent, and the outbound side applies it.
+      const verp = parseVerp(address.address);
+      (verp ? verpInbox(verp.messageId) : inboxes.idForAddress(cls.username, cls.domain)).then(
         (inboxId) => {
           if (!inboxId) return callback(smtpError(550, `5.1.1 <${address.address}>: no such mailbox here`));
           session.mailroom ??= { inboxes: new Map() };

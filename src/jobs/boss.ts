@@ -9,6 +9,8 @@ export const QUEUES = {
   ingest: 'inbound-ingest',
   /** Deliver one outbound message to its recipients. Data: { message_id }. */
   send: 'outbound-send',
+  /** Apply received reports (DSNs, complaints) to the sends they are about. Data: { message_ids }. */
+  report: 'outbound-report',
 } as const;
 
 /** Where pg-boss keeps its tables: `pgboss` embedded and beside `public`, else `<schema>_pgboss`. */
@@ -49,6 +51,7 @@ export async function startBoss(store: Store, onError: (err: Error) => void): Pr
     retryDelayMax: 900,
     expireInSeconds: 900,
   }).catch(ignoreExisting);
+  await boss.createQueue(QUEUES.report, { retryLimit: 10, retryDelay: 10, retryBackoff: true, retryDelayMax: 600, expireInSeconds: 300 }).catch(ignoreExisting);
   return boss;
 }
 

@@ -18,6 +18,7 @@ import { compose, type SendContent, type Threading } from './compose.ts';
 import { dkimSignature } from './dkim.ts';
 import type { Domains } from './domains.ts';
 import { suppressedFor } from './suppressions.ts';
+import { verpAddress } from './verp.ts';
 
 /**
  * The send API's domain side: validate and compose, then store the message and queue its delivery
@@ -172,7 +173,7 @@ export class Outbox {
             id, inbox_id: inboxId, idempotency_key: key, request_hash: requestHash,
             key_expires_at: new Date(now.getTime() + config.idempotencyWindowHours * 3600_000),
             // VERP: an asynchronous bounce names the exact message it is about.
-            envelope_from: `bounces+${id}@${inbox.domain}`,
+            envelope_from: verpAddress(id, inbox.domain),
             raw_sha256: rawSha, raw_size: raw.length, trace_id: traceId,
             labels: JSON.stringify(req.labels ?? []), metadata: JSON.stringify(req.metadata ?? {}),
             created_at: now, expires_at: new Date(now.getTime() + config.lifetimeHours * 3600_000), next_attempt_at: now,

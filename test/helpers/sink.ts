@@ -17,6 +17,8 @@ export interface SinkOptions {
   auth?: { user: string; pass: string };
   /** Offer STARTTLS (with smtp-server's self-signed certificate). Default true. */
   starttls?: boolean;
+  /** Wait this long before answering each DATA (a slow remote server). Changeable while running via `sink.delayMs`. */
+  delayMs?: number;
 }
 
 export interface Sink {
@@ -24,6 +26,7 @@ export interface Sink {
   messages: SinkMessage[];
   /** Transactions refused at DATA, for counting attempts. */
   refused: number;
+  delayMs: number;
   waitFor(count: number, timeoutMs?: number): Promise<SinkMessage[]>;
   close(): Promise<void>;
 }
@@ -32,7 +35,7 @@ const replyError = (r: { code: number; message: string }) => Object.assign(new E
 
 export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
   const messages: SinkMessage[] = [];
-  const sink = { port: 0, messages, refused: 0 } as Sink;
+  const sink = { port: 0, messages, refused: 0, delayMs: opts.delayMs ?? 0 } as Sink;
   const server = new SMTPServer({
     // STARTTLS is offered with smtp-server's built-in self-signed certificate: opportunistic TLS.
     authOptional: !opts.auth,
@@ -66,8 +69,12 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
           sink.refused++;
           return cb(replyError(r));
         }
-        messages.push(msg);
-        cb(null);
+        const accept = () => {
+          messages.push(msg);
+          cb(null);
+        };
+        if (sink.delayMs > 0) setTimeout(accept, sink.delayMs);
+        else accept();
       });
     },
   });

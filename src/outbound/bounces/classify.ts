@@ -3,13 +3,15 @@ import { autoReplyEvidence, isAutoReply } from './auto-reply.ts';
 import { bounceSignals, looksLikeBounce } from './bounce-signals.ts';
 import { decideReason } from './decide-reason.ts';
 import { clipDiagnostic, diagnosticFromBlock } from './diagnostic-text.ts';
-import { addressFromTyped, looksLikeDeliveryStatus, parseDeliveryStatus, type DsnRecipientFields } from './dsn.ts';
+import { addressFromTyped, looksLikeDeliveryStatus, parseDeliveryStatus, withoutDeliveryStatusFields, type DsnRecipientFields } from './dsn.ts';
 import { isHardBounce, isPermanentReply } from './hard-bounce.ts';
 import { allParts, headerValue, parseMime, type MimePart } from './mime.ts';
+import { reasonHint } from './hint-rules.ts';
 import { originalMessage } from './original.ts';
 import { normalizeForMatch } from './reasons.ts';
 import { addressesIn, recipientBlocks, type RecipientBlock } from './recipient-blocks.ts';
 import { reportText } from './report-text.ts';
+import { parseSesNotification, type SesNotification } from './ses-notification.ts';
 import { findCommand, findReplyCode, findStatus } from './smtp-codes.ts';
 import type { BounceReason, BounceVerdict, BouncedRecipient, OriginalMessage } from './types.ts';
 
@@ -58,6 +60,9 @@ function classifyParsed(root: MimePart): BounceVerdict {
   }
   if (isAppleUnsubscribe(root)) return verdict('complaint', [nonFailure(sender('from'))], original, 'opt-out');
 
+  const ses = /"(?:notificationType|eventType)"/.test(text) ? parseSesNotification(text) : null;
+  if (ses) return fromSesNotification(ses);
+
   const dsn = deliveryStatusRecipients(root);
   if (dsn.length) return fromDeliveryStatus(dsn, root, text, original);
 
@@ -75,6 +80,25 @@ function nonFailure(address: string | null): BouncedRecipient {
   return { address, status: null, reply_code: null, reason: 'undefined', hard: false, diagnostic: null };
 }
 
+function fromSesNotification(n: SesNotification): BounceVerdict {
+  const id = n.original.messageId;
+  const original: OriginalMessage = {
+    message_id: id ? (id.includes('@') && !id.startsWith('<') ? `<${id}>` : id) : null,
+    from: n.original.from?.toLowerCase() ?? null, to: n.original.to?.toLowerCase() ?? null, subject: n.original.subject, return_path: n.original.source?.toLowerCase() ?? null,
+  };
+  if (n.type === 'complaint') return verdict('complaint', n.recipients.map((r) => nonFailure(r.address)), original, n.complaintFeedbackType ?? 'abuse');
+  if (n.type === 'delivery') return verdict('delivered', n.recipients.map((r) => ({ ...nonFailure(r.address), diagnostic: clipDiagnostic(r.diagnostic) })), original);
+  const recipients = n.recipients.map((r): BouncedRecipient => {
+    const diag = (r.diagnostic ?? '').replace(/^smtp;\s*/i, '');
+    const status = r.status && /^[245]\.\d+\.\d+$/.test(r.status) ? r.status : findStatus(diag);
+    const replyCode = findReplyCode(diag);
+    const reason = decideReason({ status, replyCode, diagnostic: diag, diagnosticType: 'smtp', command: findCommand(diag), action: r.action, hint: null });
+    return { address: r.address, status, reply_code: replyCode, reason, hard: isHardBounce(reason, status, replyCode, diag), diagnostic: clipDiagnostic(diag) };
+  });
+  const allDelayed = n.recipients.length > 0 && n.recipients.every((r) => r.action === 'delayed');
+  return verdict(allDelayed ? 'delayed' : 'bounce', recipients, original);
+}
+
 /** DSN recipient blocks from message/delivery-status parts, or from text parts that carry DSN fields. */
 function deliveryStatusRecipients(root: MimePart): DsnRecipientFields[] {
   const own = allParts(root).filter((p) => !p.inMessage && !p.children.length);
@@ -85,17 +109,19 @@ function deliveryStatusRecipients(root: MimePart): DsnRecipientFields[] {
 
 const DELIVERED_ACTIONS = new Set(['delivered', 'relayed', 'expanded']);
 
-function fromDeliveryStatus(fields: DsnRecipientFields[], root: MimePart, text: string, original: OriginalMessage): BounceVerdict {
+function fromDeliveryStatus(fields: DsnRecipientFields[], root: MimePart, reportText: string, original: OriginalMessage): BounceVerdict {
+  // The prose only: when the fields sit in a text part they would otherwise read as recipient blocks.
+  const text = withoutDeliveryStatusFields(reportText);
   const blocks = blocksOf(root, text);
   const delivered: BouncedRecipient[] = [];
-  const delayed: BouncedRecipient[] = [];
-  const failed: BouncedRecipient[] = [];
+  // Failed and delayed recipients, in the report's order (which is how callers match them up).
+  const undelivered: { r: BouncedRecipient; delayed: boolean }[] = [];
   for (const f of fields) {
     const address = f.finalRecipient ?? f.originalRecipient ?? f.actualRecipient;
     const block = findBlock(blocks, [f.finalRecipient, f.originalRecipient, f.actualRecipient], fields.length === 1);
     const diag = f.diagnosticCode ?? '';
     // The Diagnostic-Code is the server's own words; the text block is the fallback when it is missing.
-    const words = diag || block?.text || (fields.length === 1 ? text : '');
+    const words = diag || f.statusComment || block?.text || (fields.length === 1 ? text : '');
     const diagStatus = findStatus(words);
     // A generic Status (X.0.0) loses to a specific code in the server's words.
     const status = f.status && !(f.status.endsWith('.0.0') && diagStatus && !diagStatus.endsWith('.0.0')) ? f.status : (diagStatus ?? f.status);
@@ -106,15 +132,16 @@ function fromDeliveryStatus(fields: DsnRecipientFields[], root: MimePart, text: 
       continue;
     }
     const command = findCommand(`${diag}\n${block?.text ?? ''}`);
-    const reason = decideReason({ status, replyCode, diagnostic: words, diagnosticType: f.diagnosticType, command, action, hint: null });
+    const hint = reasonHint({ headers: root.headers, text, block: words, address, remoteMta: f.remoteMta, status, replyCode, command });
+    const reason = decideReason({ status, replyCode, diagnostic: words, diagnosticType: f.diagnosticType, command, action, hint });
     const r: BouncedRecipient = {
       address, status, reply_code: replyCode, reason, hard: isHardBounce(reason, status, replyCode, words),
       diagnostic: clipDiagnostic(diag) ?? (block ? diagnosticFromBlock(block.text, address) : null),
     };
-    (action === 'delayed' ? delayed : failed).push(r);
+    undelivered.push({ r, delayed: action === 'delayed' });
   }
-  if (failed.length) return verdict('bounce', [...failed, ...delayed], original);
-  if (delayed.length) return verdict('delayed', delayed, original);
+  if (undelivered.some((u) => !u.delayed)) return verdict('bounce', undelivered.map((u) => u.r), original);
+  if (undelivered.length) return verdict('delayed', undelivered.map((u) => u.r), original);
   if (delivered.length) return verdict('delivered', delivered, original);
   return verdict('not_bounce', [], original);
 }
@@ -150,7 +177,8 @@ function fromText(root: MimePart, text: string, original: OriginalMessage): Boun
     const status = findStatus(b.text);
     const replyCode = findReplyCode(b.text);
     const command = findCommand(b.text);
-    const reason = decideReason({ status, replyCode, diagnostic: b.text, diagnosticType: null, command, action: null, hint: null });
+    const hint = reasonHint({ headers: root.headers, text, block: b.text, address: b.address || null, remoteMta: null, status, replyCode, command });
+    const reason = decideReason({ status, replyCode, diagnostic: b.text, diagnosticType: null, command, action: null, hint });
     return {
       address: b.address || null, status, reply_code: replyCode, reason, hard: isHardBounce(reason, status, replyCode, b.text),
       diagnostic: diagnosticFromBlock(b.text, b.address || null),

@@ -26,6 +26,9 @@ export interface Evidence {
 const BEFORE_DATA: ReadonlySet<SmtpCommand> = new Set<SmtpCommand>(['CONN', 'HELO', 'EHLO', 'STARTTLS', 'AUTH', 'MAIL', 'RCPT']);
 const CONNECTION_PHASE: ReadonlySet<SmtpCommand> = new Set<SmtpCommand>(['CONN', 'HELO', 'EHLO']);
 
+// The recipient exists but will not take mail from this sender.
+const RECIPIENT_REFUSES = /recipient preferences|refuses? to (?:receive|accept)|blocked by the recipient|only accepting mail from/;
+
 type Probe = (e: Evidence, text: string, byStatus: BounceReason | null) => boolean;
 
 /**
@@ -45,11 +48,13 @@ const FIRST_PASS: [BounceReason, Probe][] = [
   ['authfailure', (_e, t, s) => s === 'authfailure' || says('authfailure', t)],
   ['userunknown', (e, t, s) => {
     if (s === 'userunknown') {
-      // Servers answer 5.1.1 for relaying, blocking, full mailboxes and bad senders too.
+      // Servers answer 5.1.1 for relaying, blocking, full mailboxes and bad senders too, and for
+      // recipients who exist but refuse the sender.
       const other: PhraseFamily[] = ['norelaying', 'blocked', 'mailboxfull', 'hasmoved', 'rejected', 'notaccept'];
-      return !other.some((f) => says(f, t));
+      return !other.some((f) => says(f, t)) && !RECIPIENT_REFUSES.test(t);
     }
-    // Without the code, "unknown user" wording counts only when the server said it to RCPT TO.
+    // Without the code, "unknown user" wording counts only when the server said it to RCPT TO:
+    // said after DATA (or where the report does not say), it is a filter's answer (below).
     return e.command === 'RCPT' && says('userunknown', t);
   }],
   ['filtered', (e, t, s) => {
@@ -93,7 +98,8 @@ export function decideReason(e: Evidence): BounceReason {
   if (e.hint) return e.hint;
   const text = normalizeForMatch(e.diagnostic);
   const byStatus = reasonOfStatus(e.status);
-  const smtpLike = e.diagnosticType === null || e.diagnosticType === 'smtp';
+  // Phrase probes read SMTP replies; a local delivery agent's error (X-Unix) is a different language.
+  const smtpLike = !e.diagnosticType?.startsWith('x-unix');
 
   // STARTTLS failures and the 523/524/538 encryption replies (RFC 4954, 5248) are failedstarttls.
   if (e.command === 'STARTTLS' || (e.replyCode !== null && [523, 524, 538].includes(e.replyCode))) return 'failedstarttls';

@@ -16,6 +16,8 @@ export interface DsnRecipientFields {
   remoteMta: string | null;
   /** X-Actual-Recipient and friends some MTAs add when aliases were expanded */
   actualRecipient: string | null;
+  /** text after the code in the Status field: "4.0.0 (cat.example.net: host name lookup failure)" */
+  statusComment: string | null;
 }
 
 export interface DeliveryStatusReport {
@@ -57,7 +59,7 @@ function splitTyped(value: string): { type: string | null; text: string } {
 const RECIPIENT_FIELDS = new Set(['final-recipient', 'original-recipient', 'x-actual-recipient', 'action', 'status', 'diagnostic-code', 'remote-mta', 'last-attempt-date', 'will-retry-until', 'x-display-name']);
 
 function emptyRecipient(): DsnRecipientFields {
-  return { finalRecipient: null, originalRecipient: null, action: null, status: null, diagnosticType: null, diagnosticCode: null, remoteMta: null, actualRecipient: null };
+  return { finalRecipient: null, originalRecipient: null, action: null, status: null, diagnosticType: null, diagnosticCode: null, remoteMta: null, actualRecipient: null, statusComment: null };
 }
 
 export function parseDeliveryStatus(text: string): DeliveryStatusReport {
@@ -89,6 +91,9 @@ export function parseDeliveryStatus(text: string): DeliveryStatusReport {
       case 'status': {
         const m = /([245])\.(\d{1,3})\.(\d{1,3})/.exec(f.value);
         cur.status = m ? `${m[1]}.${Number(m[2])}.${Number(m[3])}` : null;
+        // "(permanent failure)" and the like only restate the class; anything else explains.
+        const comment = f.value.slice((m?.index ?? 0) + (m?.[0].length ?? 0)).replace(/^[\s(]+|[\s)]+$/g, '');
+        cur.statusComment = comment && !/^(?:permanent|temporary|persistent|transient)?\s*(?:failure|error|success)?$/i.test(comment) ? comment : null;
         break;
       }
       case 'diagnostic-code': {
@@ -107,4 +112,19 @@ export function parseDeliveryStatus(text: string): DeliveryStatusReport {
 /** Whether a text part carries DSN fields (some MTAs send them as text/plain). */
 export function looksLikeDeliveryStatus(text: string): boolean {
   return /^(?:final|original)-recipient\s*:/im.test(text) && /^(?:status|action)\s*:/im.test(text);
+}
+
+// DSN fields, per-message and per-recipient, as they appear when a report inlines them in text.
+const DSN_FIELD = /^(?:reporting-mta|received-from-mta|arrival-date|final-recipient|original-recipient|x-actual-recipient|action|status|remote-mta|diagnostic-code|last-attempt-date|will-retry-until|final-log-id|original-envelope-id|dsn-gateway|x-display-name|x-postfix-[a-z-]+)\s*:/i;
+
+/** `text` without inlined DSN field lines (and their continuation lines): what is left is prose. */
+export function withoutDeliveryStatusFields(text: string): string {
+  const out: string[] = [];
+  let inField = false;
+  for (const line of text.split('\n')) {
+    if (DSN_FIELD.test(line)) inField = true;
+    else if (!(inField && /^[ \t]+\S/.test(line))) inField = false;
+    if (!inField) out.push(line);
+  }
+  return out.join('\n');
 }

@@ -185,6 +185,7 @@ function parseEntity(src: string, depth: number, inMessage: boolean, state: Walk
       return part;
     }
     // A multipart whose boundary never occurs: read the body as text, which is what it really is.
+    part.contentType = 'text/plain';
   }
 
   if ((type === 'message/rfc822' || type === 'message/global' || type === 'message/partial') && depth < MAX_DEPTH) {

@@ -44,7 +44,8 @@ const FAMILIES: Record<PhraseFamily, Family> = {
       'weil die adresse nicht gefunden wurde oder keine e-mails empfangen kann', 'your envelope recipient is in my badrcptto list',
       'no mailbox here by that name', 'address is not valid', "couldn't find any host by that name",
       'unknown address', 'invalid user', 'not our customer', 'no such local user', 'user invalid',
-      'unknown or illegal alias', 'bad destination mailbox address',
+      'unknown or illegal alias', 'bad destination mailbox address', 'not listed in domino directory',
+      'not listed in public name & address book', 'recipient name is not recognized',
     ],
     patterns: [
       /<[^>]*> not found/, /account \S+ does not exist at the organization/, /\bbad\b.*\brecipient/, /mailbox \S* ?does not exist/,

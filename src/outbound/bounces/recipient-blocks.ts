@@ -15,13 +15,18 @@ export const ADDRESS_RE = new RegExp(ADDR_SRC);
 const RECIPIENT_LINE: RegExp[] = [
   // "<user@example.jp>:" (qmail), "user@example.jp" (Exim, indented), "<user@example.jp>" (Sendmail)
   new RegExp(String.raw`^\s*(?:["'][^"']*["']\s*)?<?(?:mailto:)?(${ADDR_SRC})>?\s*:?\s*$`),
+  // "\"user@example.jp\":" (GMX)
+  new RegExp(String.raw`^\s*"(${ADDR_SRC})"\s*:?\s*$`),
   // "<user@example.jp>: host mx said: ..." (Postfix), "<user@example.jp>... User unknown"
   new RegExp(String.raw`^\s*<(${ADDR_SRC})>\s*(?::|\.\.\.|,)\s*\S`),
   new RegExp(String.raw`^\s*(${ADDR_SRC})\s*(?::\s+\S|\.\.\.)`),
   // "user@example.jp (reason)" / "user@example.jp <user@example.jp>" (display lists)
   new RegExp(String.raw`^\s*(${ADDR_SRC})\s+(?:\(|<|on\b|\[|-\s)`),
-  // Labelled: "Failed recipient: x", "Original-Recipient: rfc822;x", "Recipient address: x", "To: x" in a report table
-  new RegExp(String.raw`^\s*(?:(?:failed|final|original|bounced?|invalid|unknown|undeliverable|intended)[ -]?)?(?:recipients?|address(?:es)?|rcpt(?: to)?|e-?mail(?: address)?|destinataire|empf(?:ä|ae)nger|destinatario|to)(?:\(s\))?(?: address)?\s*[:=]\s*(?:rfc822;\s*)?["']?[^<@\s]*<?(${ADDR_SRC})>?`, 'i'),
+  // Labelled: "Failed recipient: x", "Original-Recipient: rfc822;x", "Unknown user: x", "Delivery failed 20 attempts: x".
+  // Header-like labels of a quoted original ("To:", "From:", "Reply-To:") are not recipient lines.
+  new RegExp(String.raw`^\s*(?!(?:to|from|cc|bcc|reply-to|sender|return-path|sent by|by|date|subject|message-id|content-id|errors-to|in-reply-to|references|delivered-to|disposition-notification-to|return-receipt-to|resent-[a-z-]+|list-[a-z-]+|x-(?![a-z-]*recipients?\s*:)[a-z-]+)\s*:)[A-Za-z][^:@<>]{1,60}:\s*(?:rfc822;\s*)?(?:"[^"]*"\s*)?<?(${ADDR_SRC})>?\.?\s*$`, 'i'),
+  // "There was an error delivering your mail to <x>.", "Your message to <x> was rejected"
+  new RegExp(String.raw`\b(?:deliver(?:ing|y)?|sending|send|message|mail|e-?mail) (?:\S+ ){0,3}to:? <(${ADDR_SRC})>(?:[.:,]|\s+(?:was|has|could|failed|is)\b|\s*$)`, 'i'),
   // "  - user@example.jp", "* user@example.jp" bullet lists
   new RegExp(String.raw`^\s*[-*•]\s*<?(${ADDR_SRC})>?\s*(?:[:(].*)?$`),
 ];

@@ -27,7 +27,24 @@ const ORIGINAL_MARKERS: RegExp[] = [
   /^\s*-+ ?original message ?-+$/i,
   /^-+ ?(?:message|mail) text ?-+$/i,
   /^-+ ?rfc822 headers? ?-+$/i,
+  /^-*\s*(?:original message|message headers?|the original message headers?|headers of the original message|unsent message) (?:follows?|are included below|below)\.?:?\s*-*$/i,
+  /^-*\s*(?:included|enclosed|attached|below) is a copy of the (?:original )?message(?: header)?s?[.:]?\s*-*$/i,
 ];
+
+// Fields that begin a quoted header block of the original message (see quotedHeaderStart).
+const QUOTED_HEADER = /^(?:Return-Path|Received|X-Received|Message-I[dD]|DKIM-Signature|ARC-Seal|X-Originating-IP|Authentication-Results|Delivered-To|X-Original-To):[ \t]/;
+const HEADER_OR_FOLD = /^(?:[A-Za-z][A-Za-z0-9-]*:[ \t]|[ \t]+\S)/;
+
+/**
+ * Where an unannounced copy of the original headers starts: a trace or id field (what a copied
+ * header block begins with, unlike an MTA's "Subject:/Date:" summary) followed by more header lines.
+ */
+function quotedHeaderStart(lines: string[]): number {
+  for (let i = 0; i + 1 < lines.length; i++) {
+    if (QUOTED_HEADER.test(lines[i]) && HEADER_OR_FOLD.test(lines[i + 1]) && (i + 2 >= lines.length || HEADER_OR_FOLD.test(lines[i + 2]) || !lines[i + 2].trim())) return i;
+  }
+  return -1;
+}
 
 export function isOriginalMarker(line: string): boolean {
   const l = line.trim();
@@ -60,12 +77,15 @@ export function reportText(root: MimePart): string {
   const parts = reportTextParts(root);
   const plain = parts.filter((p) => p.contentType !== 'text/html');
   const chosen = plain.some((p) => p.text.trim()) ? plain : parts;
-  const text = chosen.map((p) => (p.contentType === 'text/html' ? htmlToText(p.text) : p.text)).join('\n');
-  return cutAtOriginal(text);
+  // Each part is cut on its own: a part that is only a copy of the original headers disappears,
+  // and a marker in one part does not hide the parts after it.
+  return chosen.map((p) => cutAtOriginal(p.contentType === 'text/html' ? htmlToText(p.text) : p.text)).join('\n');
 }
 
 export function cutAtOriginal(text: string): string {
   const lines = text.split('\n');
-  const at = lines.findIndex(isOriginalMarker);
+  const marker = lines.findIndex(isOriginalMarker);
+  const quoted = quotedHeaderStart(marker >= 0 ? lines.slice(0, marker) : lines);
+  const at = quoted >= 0 ? quoted : marker;
   return at >= 0 ? lines.slice(0, at).join('\n') : text;
 }

@@ -27,6 +27,13 @@ export function findStatusCodes(text: string): string[] {
  * one, because servers often print "550 5.0.0 <addr>... 5.1.1 User unknown" style chains.
  */
 export function findStatus(text: string): string | null {
+  // The code right after a reply code is the remote server's own ("550-'5.7.1 ..." inside a relay's
+  // "5.1.0 - Unknown address error" wrapper): it wins.
+  const paired = /(?<![\d.])[245]\d\d[ -]['"]?([245]\.\d{1,3}\.\d{1,3})(?![\d.]|\.\d)/.exec(text);
+  if (paired) {
+    const [c, sub, det] = paired[1].split('.');
+    if (Number(sub) <= 9 && !(sub === '0' && det === '0')) return `${c}.${Number(sub)}.${Number(det)}`;
+  }
   const all = findStatusCodes(text);
   if (!all.length) return null;
   return all.find((s) => !s.endsWith('.0.0')) ?? all[0];
@@ -46,18 +53,30 @@ export function findReplyCode(text: string): number | null {
 
 // Ordered: the more specific wording first. Each MTA reports the failing step in its own words.
 const COMMAND_PATTERNS: [RegExp, SmtpCommand][] = [
-  [/in reply to (?:the )?rcpt to command|after rcpt to|>>> rcpt to|rcpt to:<[^>]*>\s*(?:\.\.\.)?\s*(?:<<<\s*)?[45]\d\d|does not like recipient|\brcpt:\s*<|\brcpt command\b|error on rcpt|during rcpt|rcpt to (?:command )?(?:was )?rejected/i, 'RCPT'],
-  [/in reply to (?:the )?mail from command|after mail from|>>> mail from|sender was rejected|\bmail from command\b|error on mail from/i, 'MAIL'],
-  [/in reply to (?:the )?(?:end of )?data command|after (?:end of )?data|>>> data|didn't like the message|failed on data command|\bdata command\b|after sending (?:the )?message|end of data/i, 'DATA'],
+  [/in reply to (?:the )?rcpt to command|after rcpt to|did not like our rcpt to|>>> rcpt to|rcpt to:<[^>]*>\s*(?:\.\.\.)?\s*(?:<<<\s*)?[45]\d\d|does not like recipient|\brcpt:\s*<|\brcpt command\b|error on rcpt|during rcpt|rcpt to (?:command )?(?:was )?rejected/i, 'RCPT'],
+  [/in reply to (?:the )?mail from command|after mail from|did not like our mail from|>>> mail from|sender was rejected|\bmail from command\b|error on mail from/i, 'MAIL'],
+  [/in reply to (?:the )?(?:end of )?data command|after (?:end of )?data|>>> data|didn't like the message|failed on data command|did not like our data|\bdata command\b|after sending (?:the )?message|end of data/i, 'DATA'],
   [/(?:in reply to|after|>>>)\s*starttls/i, 'STARTTLS'],
   [/in reply to (?:the )?ehlo command|after ehlo|>>> ehlo/i, 'EHLO'],
   [/in reply to (?:the )?helo command|after helo|>>> helo/i, 'HELO'],
   [/after initial connection|greeting failed|in reply to (?:the )?(?:initial )?greeting|while connecting|refused to talk to me|connection refused|banner/i, 'CONN'],
 ];
 
+const UPPERCASE_COMMANDS: [RegExp, SmtpCommand][] = [
+  [/(?<![A-Za-z0-9@.])DATA(?![A-Za-z0-9@])/, 'DATA'],
+  [/(?<![A-Za-z0-9@.])RCPT(?![A-Za-z0-9@])/, 'RCPT'],
+  [/(?<![A-Za-z0-9@.])MAIL F(?:ROM|rom)\b/, 'MAIL'],
+  [/(?<![A-Za-z0-9@.])EHLO(?![A-Za-z0-9@])/, 'EHLO'],
+  [/(?<![A-Za-z0-9@.])HELO(?![A-Za-z0-9@])/, 'HELO'],
+];
+
 /** The SMTP command the remote server rejected, when the text says which. */
 export function findCommand(text: string): SmtpCommand | null {
-  for (const [re, cmd] of COMMAND_PATTERNS) if (re.test(text)) return cmd;
+  const flat = text.replace(/\s+/g, ' '); // "(in reply to\n    RCPT TO command)" is folded in Postfix reports
+  for (const [re, cmd] of COMMAND_PATTERNS) if (re.test(flat)) return cmd;
+  // Last resort: a command name written in capitals as a word ("SMTP:RCPT host ...",
+  // "[RCPT_TO]"); the furthest step of the transaction named is the one that failed.
+  for (const [re, cmd] of UPPERCASE_COMMANDS) if (re.test(flat)) return cmd;
   return null;
 }
 

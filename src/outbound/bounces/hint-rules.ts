@@ -1,0 +1,52 @@
+import { localAgentHint } from './lda-hints.ts';
+import type { HeaderField } from './mime.ts';
+import { MTA_RULES } from './mta-hints.ts';
+import { PROVIDER_RULES } from './provider-hints.ts';
+import { VAGUE_REASONS } from './status-reasons.ts';
+import type { BounceReason } from './types.ts';
+
+/**
+ * Software- and provider-specific rules ("hints") and how they combine. The reporting MTA's own
+ * wording is the strongest evidence; then a local delivery agent's error, then a provider's
+ * documented reply texts. The last two also refine a reporting-MTA hint that is only vague (an MTA
+ * that says "user unknown" for whatever its next hop refused).
+ */
+
+export interface HintContext {
+  headers: HeaderField[];
+  /** the whole human-readable report text */
+  text: string;
+  /** the recipient's own block, or the Diagnostic-Code */
+  block: string;
+  address: string | null;
+  /** DSN Remote-MTA, when there is one */
+  remoteMta: string | null;
+  status: string | null;
+  replyCode: number | null;
+  command: string | null;
+}
+
+export interface HintRule {
+  name: string;
+  when?: (c: HintContext) => boolean;
+  /** checked in order against the recipient's block; the first match decides */
+  says: [RegExp, BounceReason][];
+  /** a reason that depends on more than one phrase */
+  decide?: (c: HintContext) => BounceReason | null;
+}
+
+export function hintFrom(rules: HintRule[], c: HintContext): BounceReason | null {
+  for (const rule of rules) {
+    if (rule.when && !rule.when(c)) continue;
+    const decided = rule.decide?.(c);
+    if (decided) return decided;
+    for (const [re, reason] of rule.says) if (re.test(c.block)) return reason;
+  }
+  return null;
+}
+
+export function reasonHint(c: HintContext): BounceReason | null {
+  const mta = hintFrom(MTA_RULES, c);
+  if (mta && !VAGUE_REASONS.has(mta)) return mta;
+  return localAgentHint(c) ?? hintFrom(PROVIDER_RULES, c) ?? mta;
+}

@@ -18,6 +18,7 @@ import { openStore, type Store } from './store/database.ts';
 import { createResolver } from './dns/resolver.ts';
 import { Domains } from './outbound/domains.ts';
 import { Outbox } from './outbound/outbox.ts';
+import { Limits } from './outbound/limits.ts';
 import { Transports } from './outbound/transports.ts';
 import { startSendWorker } from './outbound/worker.ts';
 import { inboxForVerp, startReportWorker } from './outbound/reports.ts';
@@ -84,8 +85,9 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     await domains.ensure(config.domains);
     const transports = new Transports({ config, resolver, inboxes, acceptor, log });
     cleanups.push(async () => transports.close());
-    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, config: config.outbound });
-    await startSendWorker({ store, boss, transports, config, log });
+    const limits = new Limits(store.db);
+    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, config: config.outbound });
+    await startSendWorker({ store, boss, transports, limits, config, log });
     await startReportWorker(store, boss, log);
 
     const app = createApi({
@@ -94,6 +96,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       messages,
       outbox,
       domains,
+      limits,
       maxSendSize: config.outbound.maxSendSize,
       log,
       health: async () => {

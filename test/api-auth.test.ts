@@ -34,6 +34,9 @@ const ROUTE_SCOPES: Record<string, string> = {
   'GET /v1/suppressions': 'admin',
   'POST /v1/suppressions': 'admin',
   'DELETE /v1/suppressions/{suppression_id}': 'admin',
+  'GET /v1/limits': 'admin',
+  'POST /v1/limits': 'admin',
+  'DELETE /v1/limits/{limit_id}': 'admin',
 };
 /** A valid body for each route that takes one (the scope check must be what refuses, not validation). */
 const BODIES: Record<string, unknown> = {
@@ -44,6 +47,7 @@ const BODIES: Record<string, unknown> = {
   'POST /v1/messages/{message_id}/reply_all': { text: 'x' },
   'POST /v1/domains': { name: 'example.org' },
   'POST /v1/suppressions': { address: 'x@example.net' },
+  'POST /v1/limits': { scope: 'recipient_domain', match: 'example.org', max: 1000, window: 'day' },
 };
 const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send'];
 
@@ -123,7 +127,8 @@ for (const engine of ENGINES) {
       const fill = (p: string) => p
         .replace('{inbox_id}', A.id).replace('{message_id}', msgA.id).replace('{attachment_id}', msgA.attachments[0].id)
         .replace('{thread_id}', msgA.thread_id).replace('{token_id}', 'tok_00000000000000000000000000')
-        .replace('{name}', 'mailroom.test').replace('{suppression_id}', 'sup_00000000000000000000000000');
+        .replace('{name}', 'mailroom.test').replace('{suppression_id}', 'sup_00000000000000000000000000')
+        .replace('{limit_id}', 'lim_00000000000000000000000000');
       for (const [route, scope] of Object.entries(ROUTE_SCOPES)) {
         const [method, p] = route.split(' ');
         const others = scope === 'admin' ? ALL : ALL.filter((s) => s !== scope);

@@ -16,6 +16,8 @@ import { sendRoutes } from './routes/send.ts';
 import { suppressionRoutes } from './routes/suppressions.ts';
 import type { Outbox } from '../outbound/outbox.ts';
 import type { Domains } from '../outbound/domains.ts';
+import type { Limits } from '../outbound/limits.ts';
+import { limitRoutes } from './routes/limits.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
@@ -23,6 +25,7 @@ export interface ApiDeps {
   messages: Messages;
   outbox: Outbox;
   domains: Domains;
+  limits: Limits;
   /** Largest composed message the send API accepts; its JSON body (base64) may be a third larger. */
   maxSendSize: number;
   log: Logger;
@@ -75,6 +78,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   sendRoutes(app, deps.outbox);
   domainRoutes(app, deps.domains);
   suppressionRoutes(app, deps.db);
+  limitRoutes(app, deps.limits);
   tokenRoutes(app, deps.db);
 
   app.doc31('/openapi.json', {

@@ -174,3 +174,22 @@ export const CreateSuppression = z
   })
   .strict()
   .openapi('CreateSuppression');
+
+export const Limit = z
+  .object({
+    id: z.string(), scope: z.enum(['global', 'inbox', 'domain', 'recipient_domain']), match: z.string(), max: z.number(), window_seconds: z.number(),
+    warmup: z.array(z.number()).nullable(), created_at: z.string(),
+    usage: z.array(z.object({ key: z.string(), used: z.number(), limit: z.number(), remaining: z.number(), resets_at: z.string().nullable() })),
+  })
+  .openapi('Limit');
+export const CreateLimit = z
+  .object({
+    scope: z.enum(['global', 'inbox', 'domain', 'recipient_domain']),
+    match: z.string().min(1).max(253).optional().openapi({ description: "An inbox id or a domain; '*' (default) for each one separately." }),
+    max: z.number().int().min(0).max(10_000_000),
+    window: z.enum(['minute', 'hour', 'day']).optional(),
+    window_seconds: z.number().int().min(1).max(30 * 86400).optional().openapi({ description: 'Instead of window: any length in seconds.' }),
+    warmup: z.array(z.number().int().min(0)).min(1).max(365).optional().openapi({ description: 'Daily caps for a new sending domain: day 1, day 2, …' }),
+  })
+  .strict()
+  .openapi('CreateLimit');

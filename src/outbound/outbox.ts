@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import { canSeeInbox, type Principal } from '../auth/scopes.ts';
@@ -17,6 +17,7 @@ import { addressKey, domainOf, type Mailbox } from './addresses.ts';
 import { compose, type SendContent, type Threading } from './compose.ts';
 import { dkimSignature } from './dkim.ts';
 import type { Domains } from './domains.ts';
+import type { Limits } from './limits.ts';
 import { suppressedFor } from './suppressions.ts';
 import { verpAddress } from './verp.ts';
 
@@ -86,6 +87,7 @@ export interface OutboxDeps {
   inboxes: Inboxes;
   messages: Messages;
   domains: Domains;
+  limits: Limits;
   config: Config['outbound'];
 }
 
@@ -153,6 +155,11 @@ export class Outbox {
       });
     }
 
+    // A send the shared limits will hold back says so now (delivery.scheduled_at); the job starts then.
+    const domainRow = await db.selectFrom('domains').select('created_at').where('name', '=', inbox.domain).executeTakeFirst();
+    const sendable = composed.recipients.filter((r) => !suppressed.has(addressKey(r.address))).map((r) => r.address);
+    const scheduled = await this.#d.limits.predict({ inboxId, domain: inbox.domain, domainCreatedAt: domainRow ? new Date(domainRow.created_at) : null }, sendable, now);
+
     const key_ = await this.#d.domains.signingKey(inbox.domain);
     const raw = key_ ? Buffer.concat([await dkimSignature(composed.raw, inbox.domain, key_), composed.raw]) : composed.raw;
     const rawSha = await blobs.put(raw);
@@ -161,6 +168,7 @@ export class Outbox {
     for (const a of parsed.attachments) attachmentShas.push(await blobs.put(a.content));
 
     const id = newId('msg');
+    const jobId = randomUUID();
     try {
       await db.transaction().execute(async (trx) => {
         if (key) {
@@ -176,7 +184,7 @@ export class Outbox {
             envelope_from: verpAddress(id, inbox.domain),
             raw_sha256: rawSha, raw_size: raw.length, trace_id: traceId,
             labels: JSON.stringify(req.labels ?? []), metadata: JSON.stringify(req.metadata ?? {}),
-            created_at: now, expires_at: new Date(now.getTime() + config.lifetimeHours * 3600_000), next_attempt_at: now,
+            created_at: now, expires_at: new Date(now.getTime() + config.lifetimeHours * 3600_000), next_attempt_at: scheduled ?? now, job_id: jobId,
           })
           .onConflict((oc) => oc.columns(['inbox_id', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing())
           .returning('id')
@@ -207,7 +215,7 @@ export class Outbox {
           return {
             id: newId('rcp'), message_id: id, kind: r.kind, address: r.address, domain: domainOf(r.address),
             status: (why ? 'suppressed' : 'queued') as RecipientStatus, response: why ? `suppressed: ${why}` : null,
-            bounce_type: null, bounce_reason: null, transport: null, updated_at: now, sent_at: null,
+            bounce_type: null, bounce_reason: null, transport: null, next_attempt_at: scheduled, updated_at: now, sent_at: null,
           };
         })).execute();
         const base = { inbox_id: inboxId, message_id: id, thread_id: threadId, trace_id: traceId };
@@ -215,7 +223,7 @@ export class Outbox {
           { type: 'message.queued', ...base, data: { recipients: composed.recipients.filter((r) => !suppressed.has(addressKey(r.address))).map((r) => r.address), idempotency_key: key } },
           ...[...suppressed].map(([address, reason]) => ({ type: 'message.suppressed' as const, ...base, data: { recipient: address, reason, cancelled: false } })),
         ], now);
-        await boss.insert(QUEUES.send, [{ data: { message_id: id }, heartbeatSeconds: 10 }], { db: inTransaction(trx) });
+        await boss.insert(QUEUES.send, [{ id: jobId, data: { message_id: id }, startAfter: scheduled ?? undefined, heartbeatSeconds: 10 }], { db: inTransaction(trx) });
       });
     } catch (err) {
       if (!(err instanceof KeyTaken)) throw err;

@@ -1,12 +1,15 @@
-import { sql } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { Config } from '../config/config.ts';
 import { appendEvents, type NewEvent } from '../events/events.ts';
 import { inTransaction, QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/database.ts';
+import type { Database } from '../store/schema.ts';
 import { addressKey } from './addresses.ts';
 import { classifySmtpReply } from './bounces/classify.ts';
+import type { Limits } from './limits.ts';
 import { addSuppression, suppressedFor } from './suppressions.ts';
 import type { Attempt, Transports } from './transports.ts';
 
@@ -14,20 +17,28 @@ import type { Attempt, Transports } from './transports.ts';
  * The send job: one outbound message → its transports, with every state change committed before
  * and after the network step (never during: PGlite has one connection).
  *
- *   1. recipients still due (queued / deferred / sending) are checked against the suppression list;
- *   2. they are marked `sending` and committed;
- *   3. the message is handed to the transports;
- *   4. the outcomes are committed with their events: sent, bounced (5xx, which also suppresses the
- *      address), deferred (4xx, network) with the next attempt queued in the same transaction.
+ *   1. recipients that are due are checked against the suppression list, then against the shared
+ *      rate limits (limits.ts); what the budgets admit is marked `sending`, in one commit;
+ *   2. the admitted recipients are handed to the transports;
+ *   3. the outcomes are committed with their events: sent, bounced (5xx, which also suppresses the
+ *      address), deferred (4xx, network) with its next attempt time.
+ * Each run ends by scheduling the next run at the earliest time a recipient is due again, in the
+ * same commit. Exactly one job is live per message (`outbound.job_id`); any other is stale and exits,
+ * so two runs never work on one message at once.
  *
- * The duplicate window: a crash between a remote `250` (step 3) and the commit of step 4 leaves the
+ * The duplicate window: a crash between a remote `250` (step 2) and the commit of step 3 leaves the
  * recipient `sending`; the job is retried and the recipient is sent again — the same bytes, so the
- * same Message-ID, and at most one extra copy per crash. Nothing is ever lost: a job whose worker
- * died is retried (heartbeat on PostgreSQL; embedded start-up fails it explicitly).
+ * same Message-ID, and at most one extra copy per message being sent at the crash (at most the
+ * send concurrency, 8 per process). Nothing is lost: a job whose worker died is retried (heartbeat
+ * on PostgreSQL; embedded start-up fails it explicitly).
  */
 export interface SendJob { message_id: string }
 
+export interface SendDeps { store: Store; boss: PgBoss; transports: Transports; limits: Limits; config: Config; log: Logger }
+
 const MAX_RETRY_DELAY_SECONDS = 3600;
+/** Jobs run this many at a time per process: a send is mostly waiting on a remote server. */
+export const SEND_CONCURRENCY = 8;
 
 /** Exponential backoff with ±25 % jitter, so a burst deferred together does not retry together. */
 export function retryDelaySeconds(attempt: number, baseSeconds: number, random = Math.random): number {
@@ -35,73 +46,104 @@ export function retryDelaySeconds(attempt: number, baseSeconds: number, random =
   return Math.max(1, Math.round(exp * (0.75 + random() * 0.5)));
 }
 
-export async function processSend(deps: { store: Store; boss: PgBoss; transports: Transports; config: Config; log: Logger }, messageId: string): Promise<void> {
-  const { store, boss, transports, config } = deps;
+/**
+ * Queues the message's next run (or none, when every recipient is final) and makes it the live
+ * job. Called in the transaction that commits the state it is derived from.
+ */
+export async function scheduleNextRun(trx: Kysely<Database>, boss: PgBoss, messageId: string, now: Date): Promise<Date | null> {
+  const { next } = await trx.selectFrom('outbound_recipients')
+    .select(sql<Date | null>`min(coalesce(next_attempt_at, ${now}))`.as('next'))
+    .where('message_id', '=', messageId).where('status', 'in', ['queued', 'deferred']).executeTakeFirstOrThrow();
+  if (!next) {
+    await trx.updateTable('outbound').set({ next_attempt_at: null, job_id: null }).where('id', '=', messageId).execute();
+    return null;
+  }
+  const at = new Date(next);
+  const id = randomUUID();
+  await boss.insert(QUEUES.send, [{ id, data: { message_id: messageId }, startAfter: at, heartbeatSeconds: 10 }], { db: inTransaction(trx) });
+  await trx.updateTable('outbound').set({ next_attempt_at: at, job_id: id }).where('id', '=', messageId).execute();
+  return at;
+}
+
+export async function processSend(deps: SendDeps, messageId: string, jobId: string | null): Promise<void> {
+  const { store, boss, transports, limits, config } = deps;
   const { db } = store;
   const o = await db.selectFrom('outbound').innerJoin('messages', 'messages.id', 'outbound.id').innerJoin('inboxes', 'inboxes.id', 'outbound.inbox_id')
-    .select(['outbound.id', 'outbound.inbox_id', 'outbound.envelope_from', 'outbound.raw_sha256', 'outbound.trace_id', 'outbound.expires_at', 'outbound.attempts', 'messages.thread_id', 'inboxes.domain'])
+    .leftJoin('domains', 'domains.name', 'inboxes.domain')
+    .select(['outbound.id', 'outbound.inbox_id', 'outbound.envelope_from', 'outbound.raw_sha256', 'outbound.trace_id', 'outbound.expires_at', 'outbound.job_id',
+      'messages.thread_id', 'inboxes.domain', 'domains.created_at as domain_created_at'])
     .where('outbound.id', '=', messageId).executeTakeFirst();
   if (!o) return;
-  const due = await db.selectFrom('outbound_recipients').selectAll().where('message_id', '=', messageId).where('status', 'in', ['queued', 'deferred', 'sending']).orderBy('id').execute();
-  if (!due.length) return;
-  const base = { inbox_id: o.inbox_id, message_id: o.id, thread_id: o.thread_id, trace_id: o.trace_id };
+  if (jobId && o.job_id !== jobId) return; // stale: another run is (or was made) the live one
   const now = new Date();
+  const pending = await db.selectFrom('outbound_recipients').selectAll().where('message_id', '=', messageId).where('status', 'in', ['queued', 'deferred', 'sending']).orderBy('id').execute();
+  if (!pending.length) return;
+  const base = { inbox_id: o.inbox_id, message_id: o.id, thread_id: o.thread_id, trace_id: o.trace_id };
 
   if (now >= new Date(o.expires_at)) {
     await db.transaction().execute(async (trx) => {
       await trx.updateTable('outbound_recipients').set({ status: 'failed', response: sql`coalesce(response, '') || ' (gave up: the message lifetime ran out)'`, updated_at: now })
-        .where('id', 'in', due.map((r) => r.id)).execute();
-      await appendEvents(trx, due.map((r) => ({ type: 'message.failed' as const, ...base, data: { recipient: r.address, reason: 'lifetime_exceeded', last_response: r.response } })), now);
+        .where('id', 'in', pending.map((r) => r.id)).execute();
+      await appendEvents(trx, pending.map((r) => ({ type: 'message.failed' as const, ...base, data: { recipient: r.address, reason: 'lifetime_exceeded', last_response: r.response } })), now);
+      await scheduleNextRun(trx, boss, o.id, now);
     });
     return;
   }
 
-  // 1–2. Suppressed since the message was queued → cancelled; the rest → sending.
+  // 1. Due recipients ('sending' ones are due at once: a crash interrupted them), suppression, limits.
+  const due = pending.filter((r) => r.status === 'sending' || !r.next_attempt_at || new Date(r.next_attempt_at) <= now);
   const suppressed = await suppressedFor(db, o.inbox_id, o.domain, due.map((r) => r.address));
-  const go = due.filter((r) => !suppressed.has(addressKey(r.address)));
-  await db.transaction().execute(async (trx) => {
+  const go = await db.transaction().execute(async (trx) => {
     const off = due.filter((r) => suppressed.has(addressKey(r.address)));
     if (off.length) {
       await trx.updateTable('outbound_recipients').set({ status: 'suppressed', updated_at: now }).where('id', 'in', off.map((r) => r.id)).execute();
       await appendEvents(trx, off.map((r) => ({ type: 'message.suppressed' as const, ...base, data: { recipient: r.address, reason: suppressed.get(addressKey(r.address)), cancelled: true } })), now);
     }
-    if (go.length) {
-      await trx.updateTable('outbound_recipients').set((eb) => ({ status: 'sending', attempts: eb('attempts', '+', 1), updated_at: now })).where('id', 'in', go.map((r) => r.id)).execute();
-      await trx.updateTable('outbound').set((eb) => ({ attempts: eb('attempts', '+', 1) })).where('id', '=', o.id).execute();
+    const candidates = due.filter((r) => !suppressed.has(addressKey(r.address)));
+    const { admitted, blocked } = await limits.admit(trx, { inboxId: o.inbox_id, domain: o.domain, domainCreatedAt: o.domain_created_at ? new Date(o.domain_created_at) : null },
+      candidates.map((r) => ({ id: r.id, address: r.address })), o.id, now);
+    for (const b of blocked) {
+      await trx.updateTable('outbound_recipients').set({ next_attempt_at: b.at, updated_at: now }).where('id', '=', b.id).execute();
     }
+    if (blocked.length) {
+      await appendEvents(trx, blocked.map((b) => ({ type: 'message.deferred' as const, ...base, data: { recipient: b.address, reason: 'rate_limited', next_attempt_at: b.at.toISOString() } })), now);
+    }
+    if (admitted.length) {
+      await trx.updateTable('outbound_recipients').set((eb) => ({ status: 'sending', attempts: eb('attempts', '+', 1), updated_at: now })).where('id', 'in', admitted.map((r) => r.id)).execute();
+      await trx.updateTable('outbound').set((eb) => ({ attempts: eb('attempts', '+', 1) })).where('id', '=', o.id).execute();
+    } else {
+      await scheduleNextRun(trx, boss, o.id, now);
+    }
+    return candidates.filter((r) => admitted.some((a) => a.id === r.id));
   });
   if (!go.length) return;
 
-  // 3. The network step.
+  // 2. The network step.
   const raw = await store.blobs.get(o.raw_sha256);
   if (!raw) throw new Error(`raw message ${o.raw_sha256} of ${o.id} is missing from the blob store`);
   const attempts: Attempt[] = await transports.deliver({ envelopeFrom: o.envelope_from, recipients: go.map((r) => r.address), raw });
   const byAddress = new Map(attempts.map((a) => [addressKey(a.address), a]));
 
-  // 4. Outcomes.
+  // 3. Outcomes.
   const done = new Date();
-  const attemptNo = o.attempts + 1;
-  const nextAt = new Date(done.getTime() + retryDelaySeconds(attemptNo, config.outbound.retryBaseSeconds) * 1000);
-  const giveUp = nextAt >= new Date(o.expires_at);
   await db.transaction().execute(async (trx) => {
     const events: NewEvent[] = [];
-    let deferred = 0;
     for (const r of go) {
       const a = byAddress.get(addressKey(r.address)) ?? { address: r.address, outcome: 'deferred' as const, code: null, status: null, response: 'no result from the transport', transport: transports.routeOf(r.address) };
       const common = { response: a.response, transport: a.transport, updated_at: done };
+      const nextAt = new Date(done.getTime() + retryDelaySeconds(r.attempts + 1, config.outbound.retryBaseSeconds) * 1000);
       if (a.outcome === 'sent') {
-        await trx.updateTable('outbound_recipients').set({ ...common, status: 'sent', sent_at: done }).where('id', '=', r.id).execute();
+        await trx.updateTable('outbound_recipients').set({ ...common, status: 'sent', sent_at: done, next_attempt_at: null }).where('id', '=', r.id).execute();
         events.push({ type: 'message.sent', ...base, data: { recipient: r.address, transport: a.transport, response: a.response } });
       } else if (a.outcome === 'bounced') {
         const { reason } = classifySmtpReply(a.code ?? 550, a.status, a.response);
-        await trx.updateTable('outbound_recipients').set({ ...common, status: 'bounced', bounce_type: 'hard', bounce_reason: reason }).where('id', '=', r.id).execute();
+        await trx.updateTable('outbound_recipients').set({ ...common, status: 'bounced', bounce_type: 'hard', bounce_reason: reason, next_attempt_at: null }).where('id', '=', r.id).execute();
         events.push({ type: 'message.bounced', ...base, data: { recipient: r.address, type: 'hard', reason, code: a.code, status: a.status, response: a.response, synchronous: true } });
-      } else if (giveUp) {
-        await trx.updateTable('outbound_recipients').set({ ...common, status: 'failed' }).where('id', '=', r.id).execute();
+      } else if (nextAt >= new Date(o.expires_at)) {
+        await trx.updateTable('outbound_recipients').set({ ...common, status: 'failed', next_attempt_at: null }).where('id', '=', r.id).execute();
         events.push({ type: 'message.failed', ...base, data: { recipient: r.address, reason: 'lifetime_exceeded', last_response: a.response } });
       } else {
-        deferred++;
-        await trx.updateTable('outbound_recipients').set({ ...common, status: 'deferred' }).where('id', '=', r.id).execute();
+        await trx.updateTable('outbound_recipients').set({ ...common, status: 'deferred', next_attempt_at: nextAt }).where('id', '=', r.id).execute();
         events.push({ type: 'message.deferred', ...base, data: { recipient: r.address, response: a.response, next_attempt_at: nextAt.toISOString() } });
       }
     }
@@ -112,23 +154,17 @@ export async function processSend(deps: { store: Store; boss: PgBoss; transports
       if (e.type !== 'message.bounced') continue;
       await addSuppression(trx, { address: String(e.data!.recipient), scope: 'global', reason: 'hard_bounce', detail: String(e.data!.response).slice(0, 500), sourceEventId: ids[i] }, done);
     }
-    if (deferred) {
-      await trx.updateTable('outbound').set({ next_attempt_at: nextAt }).where('id', '=', o.id).execute();
-      await boss.insert(QUEUES.send, [{ data: { message_id: o.id }, startAfter: nextAt, heartbeatSeconds: 10 }], { db: inTransaction(trx) });
-    } else {
-      await trx.updateTable('outbound').set({ next_attempt_at: null }).where('id', '=', o.id).execute();
-    }
+    await scheduleNextRun(trx, boss, o.id, done);
   });
 }
 
-export async function startSendWorker(deps: { store: Store; boss: PgBoss; transports: Transports; config: Config; log: Logger }): Promise<void> {
+export async function startSendWorker(deps: SendDeps): Promise<void> {
   if (deps.store.engine === 'pglite') await retryOrphanedJobs(deps.store, deps.boss, deps.log, QUEUES.send);
   await deps.boss.work<SendJob>(
     QUEUES.send,
-    // Several messages in flight at once: a send is mostly waiting on a remote server.
-    { batchSize: 1, localConcurrency: 8, pollingIntervalSeconds: 0.5 },
+    { batchSize: 1, localConcurrency: SEND_CONCURRENCY, pollingIntervalSeconds: 0.5 },
     async ([job]) => {
-      await processSend(deps, job.data.message_id);
+      await processSend(deps, job.data.message_id, job.id);
     },
   );
 }

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
 import * as m001 from './migrations/001-core.ts';
 import * as m002 from './migrations/002-outbound.ts';
+import * as m003 from './migrations/003-limits.ts';
 
 /**
  * The one migration set, for both engines. Listed statically (not read from a folder) so the order
@@ -11,6 +12,7 @@ import * as m002 from './migrations/002-outbound.ts';
 const MIGRATIONS: Record<string, Migration> = {
   '001-core': m001,
   '002-outbound': m002,
+  '003-limits': m003,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

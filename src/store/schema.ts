@@ -144,6 +144,7 @@ export interface OutboundTable {
   created_at: Timestamp;
   expires_at: Timestamp;
   next_attempt_at: Timestamp | null;
+  job_id: string | null;
 }
 
 export interface OutboundRecipientTable {
@@ -158,6 +159,7 @@ export interface OutboundRecipientTable {
   bounce_type: 'hard' | 'soft' | null;
   bounce_reason: string | null;
   transport: string | null;
+  next_attempt_at: Timestamp | null;
   updated_at: Timestamp;
   sent_at: Timestamp | null;
 }
@@ -195,6 +197,23 @@ export interface EventTable {
   data: Json<Record<string, unknown>>;
 }
 
+export interface RatePolicyTable {
+  id: string;
+  scope: 'global' | 'inbox' | 'domain' | 'recipient_domain';
+  match: string;
+  max: number;
+  window_seconds: number;
+  warmup: Json<number[]> | null;
+  created_at: Timestamp;
+}
+
+export interface RateUsageTable {
+  policy_id: string;
+  key: string;
+  at: Timestamp;
+  message_id: string;
+}
+
 export interface Database {
   inboxes: InboxTable;
   tokens: TokenTable;
@@ -211,6 +230,8 @@ export interface Database {
   domains: DomainTable;
   suppressions: SuppressionTable;
   events: EventTable;
+  rate_policies: RatePolicyTable;
+  rate_usage: RateUsageTable;
 }
 
 export type InboxRow = Selectable<InboxTable>;

@@ -6,7 +6,7 @@ import { SMTPServer } from 'smtp-server';
  * accepts — envelope, raw bytes, whether the session was TLS — and can be told to refuse
  * recipients or whole messages with any reply. Real sockets; nothing is mocked.
  */
-export interface SinkMessage { from: string; to: string[]; raw: Buffer; secure: boolean; helo: string }
+export interface SinkMessage { from: string; to: string[]; raw: Buffer; secure: boolean; helo: string; /** Date.now() when the message was accepted. */ at: number }
 
 export interface SinkOptions {
   /** A reply for a RCPT, or null to accept it. */
@@ -63,6 +63,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
           raw: Buffer.concat(chunks),
           secure: Boolean(session.secure),
           helo: session.hostNameAppearsAs ?? '',
+          at: 0,
         };
         const r = opts.data?.(msg);
         if (r) {
@@ -70,6 +71,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
           return cb(replyError(r));
         }
         const accept = () => {
+          msg.at = Date.now();
           messages.push(msg);
           cb(null);
         };

@@ -8,7 +8,7 @@ import { decodeHeaderValue, headerValue, type HeaderField } from './mime.ts';
  */
 
 // Senders that only ever send reports.
-const DAEMON_FROM = /(?:^|[<\s"'])(?:mailer-daemon|postmaster|mail-daemon|maildaemon|mail\.?delivery|mmdf|bounces?|noreply-dmarc|daemon|mailer|root|mail administrator|mail delivery (?:subsystem|system|service))(?:[@\s>"']|$)|mail delivery (?:subsystem|system|service)|mailer-daemon|postmaster@|^"?mail administrator|microsoftexchange[0-9a-f]+@|\bamazonses\b|\bsendgrid\b.*bounce/i;
+const DAEMON_FROM = /(?:^|[<\s"'])(?:mailer-daemon|post_?master|mail-daemon|maildaemon|mail\.?delivery|mmdf|bounces?|noreply-dmarc|daemon|mailer|root|mail administrator|mail delivery (?:subsystem|system|service))(?:[@\s>"']|$)|mail delivery (?:subsystem|system|service)|mailer-daemon|postmaster@|^"?mail administrator|microsoftexchange[0-9a-f]+@|\bamazonses\b|\bsendgrid\b.*bounce/i;
 
 // Subjects of failure reports in the languages seen in bounces.
 const BOUNCE_SUBJECT = new RegExp([
@@ -18,7 +18,7 @@ const BOUNCE_SUBJECT = new RegExp([
   'non consegnato', 'échec de la remise', 'notification d.?état de remise', 'warning: could not send message', 'delayed mail',
   'mail could not be delivered', 'failed delivery', 'delivery notification', 'bounce', 'nondeliverable', 'error sending message',
   'message you sent (?:could not|was not)', 'mail failure', 'permanent (?:delivery )?(?:error|failure)', 'returned message',
-  'mail error', 'delivery error', 'error sending your (?:mail|message)', 'trouble delivering', 'message delivery (?:failure|failed)', 'nicht zugestellt', 'zustellung fehlgeschlagen',
+  'mail error', 'delivery error', 'are not (?:a )?member', 'error sending your (?:mail|message)', 'trouble delivering', 'message delivery (?:failure|failed)', 'nicht zugestellt', 'zustellung fehlgeschlagen',
   '配信不能', '送信できませんでした', 'エラー', 'mail delivery', 'delivery final failure', 'delivery status', 'failed mail',
 ].join('|'), 'i');
 
@@ -30,7 +30,7 @@ const BOUNCE_TEXT = new RegExp([
   'this is the qmail-send program', 'transcript of session follows', 'delivery status notification', 'your message (?:did not reach|was not delivered|could not be delivered|to .* was rejected|has been blocked|was blocked)',
   'mail delivery failed', 'message could not be delivered', 'recipient address rejected', 'smtp error from remote', 'remote host said',
   'the following (?:message|recipients?|addresses?)', 'did not reach the following', 'failed permanently', 'could not deliver',
-  'non[- ]?delivery', 'giving up on', 'trouble delivering', 'returned (?:permanent|temporary) errors?', 'retry timeout exceeded', 'rejected your message', 'message was rejected', 'was rejected by',
+  'non[- ]?delivery', 'giving up on', 'not a member of this (?:mailing )?list', 'error message below', 'trouble delivering', 'returned (?:permanent|temporary) errors?', 'retry timeout exceeded', 'rejected your message', 'message was rejected', 'was rejected by',
   'user unknown', 'no such user', 'mailbox (?:is )?(?:full|unavailable)', 'host unknown', 'delivery to the following recipient',
   'i\'m afraid i wasn\'t able', 'unzustellbar', 'konnte nicht zugestellt', 'n.a pas pu .tre remis', 'no se pudo entregar',
   '送信できませんでした', '配信できませんでした', '届きませんでした', 'delayed', 'still (?:trying|being retried)', 'will (?:continue|keep) (?:trying|to try)',

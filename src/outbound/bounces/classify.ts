@@ -5,14 +5,15 @@ import { decideReason } from './decide-reason.ts';
 import { clipDiagnostic, diagnosticFromBlock } from './diagnostic-text.ts';
 import { addressFromTyped, looksLikeDeliveryStatus, parseDeliveryStatus, withoutDeliveryStatusFields, type DsnRecipientFields } from './dsn.ts';
 import { isHardBounce, isPermanentReply } from './hard-bounce.ts';
-import { allParts, headerValue, parseMime, type MimePart } from './mime.ts';
+import { allParts, asTopLevel, headerValue, parseMime, type MimePart } from './mime.ts';
 import { reasonHint } from './hint-rules.ts';
 import { originalMessage } from './original.ts';
 import { normalizeForMatch } from './reasons.ts';
 import { addressesIn, recipientBlocks, type RecipientBlock } from './recipient-blocks.ts';
 import { reportText } from './report-text.ts';
 import { parseSesNotification, type SesNotification } from './ses-notification.ts';
-import { findCommand, findReplyCode, findStatus } from './smtp-codes.ts';
+import { findCommand, findReplyCode, findStatus, preferStatus } from './smtp-codes.ts';
+import { completeReply } from './transcript.ts';
 import type { BounceReason, BounceVerdict, BouncedRecipient, OriginalMessage } from './types.ts';
 
 export type { BounceReason, BounceVerdict, BouncedRecipient, OriginalMessage } from './types.ts';
@@ -47,7 +48,7 @@ export function classifySmtpReply(code: number, status: string | null, text: str
   return { reason, hard: isPermanentReply(code, st) };
 }
 
-function classifyParsed(root: MimePart): BounceVerdict {
+function classifyParsed(root: MimePart, depth = 0): BounceVerdict {
   const text = reportText(root);
   const original = originalMessage(root, text);
   const sender = (name: string) => addressFromTyped(headerValue(root.headers, name));
@@ -60,7 +61,7 @@ function classifyParsed(root: MimePart): BounceVerdict {
   }
   if (isAppleUnsubscribe(root)) return verdict('complaint', [nonFailure(sender('from'))], original, 'opt-out');
 
-  const ses = /"(?:notificationType|eventType)"/.test(text) ? parseSesNotification(text) : null;
+  const ses = /\\?"(?:notificationType|eventType)\\?"/.test(text) ? parseSesNotification(text) : null;
   if (ses) return fromSesNotification(ses);
 
   const dsn = deliveryStatusRecipients(root);
@@ -71,7 +72,16 @@ function classifyParsed(root: MimePart): BounceVerdict {
   // An auto-reply marker outweighs weak bounce signals, but not a daemon sender or a bounce-only header.
   const daemonish = signals.strong || signals.reasons.includes('from');
   if (isAutoReply(auto) && !daemonish) return verdict('auto_reply', [nonFailure(sender('from'))], original);
-  if (looksLikeBounce(signals)) return fromText(root, text, original);
+  if (looksLikeBounce(signals)) {
+    // A wrapper that names no recipient but carries the real report as an attachment (some
+    // filters forward bounces that way): the attached report is the one to read.
+    const inner = depth === 0 && !hasRecipientClues(root, text) ? embeddedReport(root) : null;
+    if (inner) {
+      const v = classifyParsed(inner, depth + 1);
+      if (v.kind === 'bounce' || v.kind === 'delayed') return v;
+    }
+    return fromText(root, text, original);
+  }
   if (isAutoReply(auto)) return verdict('auto_reply', [nonFailure(sender('from'))], original);
   return verdict('not_bounce', [], original);
 }
@@ -119,21 +129,22 @@ function fromDeliveryStatus(fields: DsnRecipientFields[], root: MimePart, report
   for (const f of fields) {
     const address = f.finalRecipient ?? f.originalRecipient ?? f.actualRecipient;
     const block = findBlock(blocks, [f.finalRecipient, f.originalRecipient, f.actualRecipient], fields.length === 1);
-    const diag = f.diagnosticCode ?? '';
+    const diag = completeReply(f.diagnosticCode ?? '', text);
     // The Diagnostic-Code is the server's own words; the text block is the fallback when it is missing.
-    const words = diag || f.statusComment || block?.text || (fields.length === 1 ? text : '');
-    const diagStatus = findStatus(words);
-    // A generic Status (X.0.0) loses to a specific code in the server's words.
-    const status = f.status && !(f.status.endsWith('.0.0') && diagStatus && !diagStatus.endsWith('.0.0')) ? f.status : (diagStatus ?? f.status);
+    // A Status comment that explains ("(mailbox disabled, not accepting messages)") is part of the words.
+    const words = (diag ? [diag, f.statusComment ?? ''].join(' ').trim() : '') || f.statusComment || block?.text || (fields.length === 1 ? text : '');
     const replyCode = findReplyCode(diag) ?? (block ? findReplyCode(block.text) : null);
+    const status = preferStatus(f.status, findStatus(words), replyCode);
     const action = f.action;
     if ((action && DELIVERED_ACTIONS.has(action)) || status?.startsWith('2.')) {
       delivered.push({ ...nonFailure(address), status, reply_code: replyCode, diagnostic: clipDiagnostic(diag) });
       continue;
     }
     const command = findCommand(`${diag}\n${block?.text ?? ''}`);
-    const hint = reasonHint({ headers: root.headers, text, block: words, address, remoteMta: f.remoteMta, status, replyCode, command });
-    const reason = decideReason({ status, replyCode, diagnostic: words, diagnosticType: f.diagnosticType, command, action, hint });
+    const hint = reasonHint({ headers: root.headers, text, block: words, address, remoteMta: f.remoteMta, status, replyCode, command, dsnExtensions: f.extensions });
+    let reason = decideReason({ status, replyCode, diagnostic: words, diagnosticType: f.diagnosticType, command, action, hint: hint?.reason ?? null, hintIsFinal: hint?.final });
+    // The remote server said nothing (no Diagnostic-Code): "could not tell" is undefined, not onhold.
+    if (reason === 'onhold' && !diag && !f.statusComment) reason = 'undefined';
     const r: BouncedRecipient = {
       address, status, reply_code: replyCode, reason, hard: isHardBounce(reason, status, replyCode, words),
       diagnostic: clipDiagnostic(diag) ?? (block ? diagnosticFromBlock(block.text, address) : null),
@@ -160,6 +171,20 @@ function findBlock(blocks: RecipientBlock[], addresses: (string | null)[], only:
   return only && blocks.length === 1 ? blocks[0] : null;
 }
 
+function hasRecipientClues(root: MimePart, text: string): boolean {
+  return root.headers.some((h) => h.name === 'x-failed-recipients') || blocksOf(root, text).length > 0;
+}
+
+/** The first attached message that is itself an RFC 3464 report, re-rooted. */
+function embeddedReport(root: MimePart): MimePart | null {
+  for (const p of allParts(root)) {
+    if (p.inMessage || p.contentType !== 'message/rfc822' || !p.children[0]) continue;
+    const inner = asTopLevel(p.children[0]);
+    if (allParts(inner).some((q) => !q.inMessage && /^message\/(?:global-)?delivery-status$/.test(q.contentType))) return inner;
+  }
+  return null;
+}
+
 /** A bounce without an RFC 3464 report: recipients and reasons come from the text. */
 function fromText(root: MimePart, text: string, original: OriginalMessage): BounceVerdict {
   const failedHeader = root.headers.filter((h) => h.name === 'x-failed-recipients').flatMap((h) => addressesIn(h.value));
@@ -173,19 +198,19 @@ function fromText(root: MimePart, text: string, original: OriginalMessage): Boun
     const fallback = original.to?.split(', ')[0] ?? null;
     blocks = [{ address: fallback ?? '', text }];
   }
+  // "Delayed"/"will retry" notices without a DSN part are still only delays.
+  const delayedOnly = /\b(?:delayed|will (?:continue|keep) (?:trying|to try)|will be retried|still (?:trying|being retried)|warning: could not send|warning message only|temporary failure report)/i.test(normalizeForMatch(text))
+    && !/(?:permanent|giving up|gave up|failed permanently|could not be delivered)/i.test(text);
   const recipients = blocks.map((b): BouncedRecipient => {
     const status = findStatus(b.text);
     const replyCode = findReplyCode(b.text);
     const command = findCommand(b.text);
-    const hint = reasonHint({ headers: root.headers, text, block: b.text, address: b.address || null, remoteMta: null, status, replyCode, command });
-    const reason = decideReason({ status, replyCode, diagnostic: b.text, diagnosticType: null, command, action: null, hint });
+    const hint = reasonHint({ headers: root.headers, text, block: b.text, address: b.address || null, remoteMta: null, status, replyCode, command, dsnExtensions: {} });
+    const reason = decideReason({ status, replyCode, diagnostic: b.text, diagnosticType: null, command, action: delayedOnly ? 'delayed' : null, hint: hint?.reason ?? null, hintIsFinal: hint?.final });
     return {
       address: b.address || null, status, reply_code: replyCode, reason, hard: isHardBounce(reason, status, replyCode, b.text),
       diagnostic: diagnosticFromBlock(b.text, b.address || null),
     };
   });
-  // "Delayed"/"will retry" notices without a DSN part are still only delays.
-  const delayedOnly = /\b(?:delayed|will (?:continue|keep) (?:trying|to try)|still (?:trying|being retried)|warning: could not send)/i.test(normalizeForMatch(text))
-    && !/(?:permanent|giving up|gave up|failed permanently|could not be delivered)/i.test(text);
   return verdict(delayedOnly ? 'delayed' : 'bounce', recipients, original);
 }

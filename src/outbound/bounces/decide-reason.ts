@@ -1,5 +1,5 @@
 import { normalizeForMatch, says, type PhraseFamily } from './reasons.ts';
-import type { SmtpCommand } from './smtp-codes.ts';
+import { joinContinuationLines, type SmtpCommand } from './smtp-codes.ts';
 import { reasonOfStatus, VAGUE_REASONS } from './status-reasons.ts';
 import type { BounceReason } from './types.ts';
 
@@ -18,8 +18,10 @@ export interface Evidence {
   diagnosticType: string | null;
   command: SmtpCommand | null;
   action: string | null;
-  /** a reason an MTA-specific rule already settled on */
+  /** a reason a software- or provider-specific rule already settled on */
   hint: BounceReason | null;
+  /** false when the hint comes from a reporting MTA that uses it loosely (see decideReason) */
+  hintIsFinal?: boolean;
 }
 
 // Commands that come before the message is sent: a rejection there cannot be about content.
@@ -68,7 +70,8 @@ const FIRST_PASS: [BounceReason, Probe][] = [
   ['contenterror', (e, t, s) => !spamProbe(e, t, s) && (s === 'contenterror' || says('contenterror', t))],
   ['rejected', (e, t, s) => {
     if (s === 'rejected') return true;
-    if (e.command === 'MAIL') return says('rejected', t);
+    // Refused at MAIL FROM: about the sender, whatever the wording ("Access denied").
+    if (e.command === 'MAIL') return says('rejected', t) || (/access denied/.test(t) && !says('blocked', t));
     if (e.command === 'DATA' && s !== 'userunknown') return says('rejected', t);
     if (s === null || s === 'securityerror' || s === 'systemerror') return says('rejected', t);
     return false;
@@ -95,20 +98,26 @@ const SECOND_PASS: PhraseFamily[] = [
 ];
 
 export function decideReason(e: Evidence): BounceReason {
-  if (e.hint) return e.hint;
-  const text = normalizeForMatch(e.diagnostic);
+  const text = normalizeForMatch(joinContinuationLines(e.diagnostic));
   const byStatus = reasonOfStatus(e.status);
+  if (e.hint && (e.hintIsFinal !== false || !VAGUE_REASONS.has(e.hint))) return e.hint;
+  if (e.hint) {
+    // A vague hint ("user unknown" from an MTA that says so for everything) stands unless a more
+    // specific family, tried in the usual order, speaks first.
+    for (const [reason, probe] of FIRST_PASS) if (reason === e.hint || probe(e, text, byStatus)) return reason;
+    return e.hint;
+  }
   // Phrase probes read SMTP replies; a local delivery agent's error (X-Unix) is a different language.
   const smtpLike = !e.diagnosticType?.startsWith('x-unix');
 
   // STARTTLS failures and the 523/524/538 encryption replies (RFC 4954, 5248) are failedstarttls.
   if (e.command === 'STARTTLS' || (e.replyCode !== null && [523, 524, 538].includes(e.replyCode))) return 'failedstarttls';
-  // 521 and 556 mean "this host/domain does not accept mail" (RFC 7504).
-  if (e.replyCode === 521 || e.replyCode === 556) return 'notaccept';
 
   if (smtpLike) {
     for (const [reason, probe] of FIRST_PASS) if (probe(e, text, byStatus)) return reason;
   }
+  // 521 and 556 mean "this host/domain does not accept mail" (RFC 7504), unless the words said more.
+  if (e.replyCode === 521 || e.replyCode === 556) return 'notaccept';
 
   // A specific status code with SMTP wording is trusted as it is.
   if (byStatus && !VAGUE_REASONS.has(byStatus) && e.diagnosticType === 'smtp') return byStatus;

@@ -18,6 +18,8 @@ export interface DsnRecipientFields {
   actualRecipient: string | null;
   /** text after the code in the Status field: "4.0.0 (cat.example.net: host name lookup failure)" */
   statusComment: string | null;
+  /** vendor fields of the recipient block (X-PowerMTA-BounceCategory, ...), lower-cased names */
+  extensions: Record<string, string>;
 }
 
 export interface DeliveryStatusReport {
@@ -59,7 +61,7 @@ function splitTyped(value: string): { type: string | null; text: string } {
 const RECIPIENT_FIELDS = new Set(['final-recipient', 'original-recipient', 'x-actual-recipient', 'action', 'status', 'diagnostic-code', 'remote-mta', 'last-attempt-date', 'will-retry-until', 'x-display-name']);
 
 function emptyRecipient(): DsnRecipientFields {
-  return { finalRecipient: null, originalRecipient: null, action: null, status: null, diagnosticType: null, diagnosticCode: null, remoteMta: null, actualRecipient: null, statusComment: null };
+  return { finalRecipient: null, originalRecipient: null, action: null, status: null, diagnosticType: null, diagnosticCode: null, remoteMta: null, actualRecipient: null, statusComment: null, extensions: {} };
 }
 
 export function parseDeliveryStatus(text: string): DeliveryStatusReport {
@@ -78,7 +80,11 @@ export function parseDeliveryStatus(text: string): DeliveryStatusReport {
       report.reportingMta ??= splitTyped(f.value).text;
       continue;
     }
-    if (!RECIPIENT_FIELDS.has(f.name)) continue;
+    if (!RECIPIENT_FIELDS.has(f.name)) {
+      // Vendor extensions inside a recipient block belong to that recipient.
+      if (current && f.name.startsWith('x-')) (current as DsnRecipientFields).extensions[f.name] = f.value;
+      continue;
+    }
     // A second recipient field without a blank line in between: the sender forgot the separator.
     if (current && ((f.name === 'final-recipient' && current.finalRecipient) || (f.name === 'original-recipient' && current.originalRecipient))) close();
     const cur: DsnRecipientFields = current ?? emptyRecipient();

@@ -2,6 +2,7 @@ import { localAgentHint } from './lda-hints.ts';
 import type { HeaderField } from './mime.ts';
 import { MTA_RULES } from './mta-hints.ts';
 import { PROVIDER_RULES } from './provider-hints.ts';
+import { joinContinuationLines } from './smtp-codes.ts';
 import { VAGUE_REASONS } from './status-reasons.ts';
 import type { BounceReason } from './types.ts';
 
@@ -24,6 +25,8 @@ export interface HintContext {
   status: string | null;
   replyCode: number | null;
   command: string | null;
+  /** vendor fields of the recipient's DSN block (lower-cased names), empty without a DSN */
+  dsnExtensions: Record<string, string>;
 }
 
 export interface HintRule {
@@ -45,8 +48,18 @@ export function hintFrom(rules: HintRule[], c: HintContext): BounceReason | null
   return null;
 }
 
-export function reasonHint(c: HintContext): BounceReason | null {
+export interface ReasonHint { reason: BounceReason; final: boolean }
+
+/**
+ * The hint for one recipient. `final: false` marks a reporting MTA's vague reason (user unknown,
+ * system error, ...), which a more specific phrase may still override.
+ */
+export function reasonHint(context: HintContext): ReasonHint | null {
+  // Multi-line replies are matched as one sentence.
+  const c = { ...context, block: joinContinuationLines(context.block).replace(/\s+/g, ' ') };
   const mta = hintFrom(MTA_RULES, c);
-  if (mta && !VAGUE_REASONS.has(mta)) return mta;
-  return localAgentHint(c) ?? hintFrom(PROVIDER_RULES, c) ?? mta;
+  if (mta && !VAGUE_REASONS.has(mta)) return { reason: mta, final: true };
+  const other = localAgentHint(c) ?? hintFrom(PROVIDER_RULES, c);
+  if (other) return { reason: other, final: true };
+  return mta ? { reason: mta, final: false } : null;
 }

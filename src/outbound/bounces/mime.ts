@@ -116,7 +116,9 @@ function transferDecode(body: string, encoding: string | null): Buffer {
 
 /** Bytes → text in `charset`; undeclared or unknown charsets try UTF-8, then latin1. */
 export function decodeBytes(bytes: Buffer, charset: string | undefined): string {
-  const label = (charset ?? '').trim().toLowerCase();
+  let label = (charset ?? '').trim().toLowerCase();
+  // Japanese MTAs send ISO-2022-JP without declaring it; its escape sequences (ESC $ B, ESC ( B) give it away.
+  if ((!label || label === 'us-ascii' || label === 'ascii') && /\x1b[$(][@BJ]/.test(bytes.toString('latin1'))) label = 'iso-2022-jp';
   if (label && label !== 'us-ascii' && label !== 'ascii') {
     try {
       return new TextDecoder(label).decode(bytes);
@@ -127,9 +129,19 @@ export function decodeBytes(bytes: Buffer, charset: string | undefined): string 
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    // ISO-2022-JP needs no 8-bit bytes, so a 7-bit part with ESC sequences is most likely that.
-    return bytes.includes(0x1b) ? new TextDecoder('iso-2022-jp').decode(bytes) : bytes.toString('latin1');
+    return bytes.toString('latin1');
   }
+}
+
+/** The delimiter of a multipart body whose boundary parameter is missing: a "--x" line seen twice. */
+function guessBoundary(body: string): string | undefined {
+  const seen = new Set<string>();
+  for (const m of body.matchAll(/^--([^\s-][^\s]{5,69})[ \t]*$/gm)) {
+    const b = m[1].replace(/--$/, '');
+    if (seen.has(b)) return b;
+    seen.add(b);
+  }
+  return undefined;
 }
 
 function boundaryLines(body: string, boundary: string): { starts: number[]; ends: number[]; closeAt: number } {
@@ -169,8 +181,10 @@ function parseEntity(src: string, depth: number, inMessage: boolean, state: Walk
   const part: MimePart = { headers, contentType: type, params, text: '', children: [], inMessage };
   const cte = headerValue(headers, 'content-transfer-encoding');
 
-  if (type.startsWith('multipart/') && params.boundary && depth < MAX_DEPTH) {
-    const { starts, ends, closeAt } = boundaryLines(body, params.boundary);
+  if (type.startsWith('multipart/') && depth < MAX_DEPTH) {
+    // A boundary parameter lost to a cut header line can still be recovered from the body.
+    const boundary = params.boundary || guessBoundary(body);
+    const { starts, ends, closeAt } = boundary ? boundaryLines(body, boundary) : { starts: [], ends: [], closeAt: -1 };
     if (starts.length) {
       // Text before the first boundary is normally "This is a MIME message"; a few MTAs put the
       // whole explanation there, so it is kept as a text part of its own.
@@ -184,7 +198,7 @@ function parseEntity(src: string, depth: number, inMessage: boolean, state: Walk
       }
       return part;
     }
-    // A multipart whose boundary never occurs: read the body as text, which is what it really is.
+    // A multipart that cannot be split: read the body as text, which is what it really is.
     part.contentType = 'text/plain';
   }
 
@@ -218,4 +232,17 @@ export function allParts(root: MimePart): MimePart[] {
   };
   walk(root);
   return out;
+}
+
+/**
+ * An embedded message re-rooted as a top-level one: its parts are no longer "inside a returned
+ * message", except those inside messages it embeds itself. Used for reports forwarded as an
+ * attachment by a filter that wraps them.
+ */
+export function asTopLevel(message: MimePart): MimePart {
+  const lift = (p: MimePart, inMessage: boolean): MimePart => {
+    const nested = p.contentType === 'message/rfc822' || p.contentType === 'message/global';
+    return { ...p, inMessage, children: p.children.map((c) => lift(c, inMessage || nested)) };
+  };
+  return lift(message, false);
 }

@@ -28,7 +28,21 @@ const GMAIL_STATES: Record<string, BounceReason> = {
   '14': 'userunknown', '15': 'filtered', '17': 'filtered', '18': 'filtered',
 };
 
+// PowerMTA classifies every bounce into a documented category (X-PowerMTA-BounceCategory).
+const POWERMTA_CATEGORIES: Record<string, BounceReason> = {
+  'bad-mailbox': 'userunknown', 'bad-domain': 'hostunknown', 'bad-connection': 'networkerror', 'content-related': 'contenterror',
+  'inactive-mailbox': 'suspend', 'invalid-sender': 'rejected', 'message-expired': 'expired', 'no-answer-from-host': 'networkerror',
+  'policy-related': 'policyviolation', 'quota-issues': 'mailboxfull', 'relaying-issues': 'norelaying', 'routing-errors': 'networkerror',
+  'spam-related': 'spamdetected', 'virus-related': 'virusdetected', 'protocol-errors': 'systemerror', 'bad-configuration': 'systemerror',
+};
+
 export const MTA_RULES: HintRule[] = [
+  {
+    name: 'PowerMTA',
+    when: (c) => 'x-powermta-bouncecategory' in c.dsnExtensions,
+    says: [],
+    decide: (c) => POWERMTA_CATEGORIES[(c.dsnExtensions['x-powermta-bouncecategory'] ?? '').trim().toLowerCase()] ?? null,
+  },
   {
     // Google Groups answers posts to a group that is gone or closed to the sender with a fixed
     // four-reason explanation (translated), always naming groups.google.com.
@@ -46,8 +60,8 @@ export const MTA_RULES: HintRule[] = [
     decide: (c) => {
       const state = /\(state (\d+)\)/i.exec(c.block)?.[1];
       if (!state || !GMAIL_STATES[state]) return null;
-      // A specific status code in the server's reply still wins over the state table.
-      return c.status && !/\.0\.0$/.test(c.status) && !c.status.startsWith('5.0.') ? null : GMAIL_STATES[state];
+      // A status code without a zero part (5.1.1, not 5.7.0) in the server's reply still wins over the state table.
+      return c.status && !/\.0/.test(c.status) ? null : GMAIL_STATES[state];
     },
   },
   {
@@ -76,6 +90,46 @@ export const MTA_RULES: HintRule[] = [
       [/Unable to contact LDAP server|Temporary failure in LDAP lookup|Timeout while performing search on LDAP|bad interpreter: No such file or directory|Automatic homedir creator crashed/i, 'systemerror'],
       [/Requested action not taken: mailbox unavailable \(not enough free space\)/i, 'systemfull'],
     ],
+  },
+  {
+    // Exim: message texts from its deliver.c, route.c, parser.c and transports.
+    name: 'Exim',
+    when: (c) => /This message was created automatically by mail delivery software|A message that you sent (?:could not be delivered|has not yet been delivered|was rejected by the local scan|contained one or more recipient addresses)|\(Exim \d/i.test(`${c.text}\n${header(c, 'received')}`),
+    says: [
+      [/\buser not found\b/i, 'userunknown'],
+      [/all host address lookups failed permanently|all relevant MX records point to non-existent hosts|Unrouteable address/i, 'hostunknown'],
+      [/mailbox is full|error: quota exceed/i, 'mailboxfull'],
+      [/an MX or SRV record indicated no SMTP service|no host found for existing SMTP connection/i, 'notaccept'],
+      [/angle-brackets nested too deep|expected word or "<"|domain missing in source-routed address|malformed address:/i, 'syntaxerror'],
+      [/delivery to (?:file|pipe) forbidden|local delivery failed|LMTP error after /i, 'systemerror'],
+      [/Too many "Received" headers/i, 'contenterror'],
+      [/retry timeout exceeded|No action is required on your part|retry time not reached for any host after a long failure period|all hosts have been failing for a long time|Delay reason: |has been frozen|was frozen on arrival/i, 'expired'],
+    ],
+  },
+  {
+    // Zoho Mail's own reports ("ERROR_CODE :421", "[Status: Error, Address: <x>, ResponseCode 421, ...]").
+    name: 'Zoho',
+    when: (c) => /x-zohomail/i.test(c.headers.map((h) => h.name).join(' ')) || /ERROR_CODE :|\[Status: Error, Address:/.test(c.text),
+    says: [[/Host not reachable/i, 'expired']],
+  },
+  {
+    // au (KDDI) EZweb reports; X-SPASIGN: NG marks mail its spam filter refused.
+    name: 'EZweb',
+    when: (c) => /Postmaster@(?:ezweb\.ne\.jp|au\.com)/i.test(header(c, 'from')) || header(c, 'subject') === 'Mail System Error - Returned Mail',
+    says: [],
+    decide: (c) => {
+      if (/^\s*NG\b/i.test(header(c, 'x-spasign'))) return 'filtered';
+      if (/The user\(s\) account is (?:disabled|temporarily limited)/i.test(c.text)) return 'suspend';
+      if (/The user\(s\) account is temporarily over quota/i.test(c.text)) return 'mailboxfull';
+      if (/Your message was not delivered within /i.test(c.text)) return 'expired';
+      return null;
+    },
+  },
+  {
+    // Verizon Wireless MMS gateways (vzwpix.com, vtext.com).
+    name: 'Verizon',
+    when: (c) => /vzwpix\.com|vtext\.com/i.test(`${header(c, 'from')} ${c.address ?? ''}`),
+    says: [[/No valid recipients for this MM|Invalid user address|no such user/i, 'userunknown']],
   },
   {
     // DragonFly Mail Agent (dma): fixed strings from its net.c / dma.c.

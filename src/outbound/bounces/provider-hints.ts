@@ -9,6 +9,11 @@ import type { BounceReason } from './types.ts';
 
 const domainOf = (a: string | null): string => (a ?? '').slice((a ?? '').lastIndexOf('@') + 1).toLowerCase();
 const mentions = (c: HintContext, re: RegExp): boolean => re.test(domainOf(c.address)) || re.test(c.remoteMta ?? '') || re.test(c.block);
+// Providers that write the report themselves: their name is in the report's From or in the
+// Received header its own server added, not in the remote host.
+const reportedBy = (c: HintContext, re: RegExp): boolean =>
+  re.test(c.headers.filter((h) => h.name === 'from').map((h) => h.value).join(' ')) ||
+  re.test(c.headers.find((h) => h.name === 'received')?.value ?? '');
 
 // Orange / La Poste (FrancePTT) end their replies with a code like "LPN007_420" or "OFR_416".
 const ORANGE_CODES: Record<string, BounceReason> = {
@@ -111,7 +116,7 @@ export const PROVIDER_RULES: HintRule[] = [
   {
     // Symantec/Broadcom Email Security.cloud (MessageLabs).
     name: 'MessageLabs',
-    when: (c) => mentions(c, /messagelabs|symanteccloud/i),
+    when: (c) => mentions(c, /messagelabs|symanteccloud/i) || reportedBy(c, /messagelabs/i),
     says: [
       [/domain authentication fail/i, 'authfailure'],
       [/Connection rejected by policy/i, 'badreputation'],
@@ -130,7 +135,7 @@ export const PROVIDER_RULES: HintRule[] = [
   {
     // Mimecast's documented SMTP error texts.
     name: 'Mimecast',
-    when: (c) => mentions(c, /mimecast/i),
+    when: (c) => mentions(c, /mimecast/i) || reportedBy(c, /mimecast/i),
     says: [
       [/(?:spf|dkim|dmarc) sender invalid - envelope rejected/i, 'authfailure'],
       [/internal resources are temporarily unavailable|local ct ip reputation/i, 'badreputation'],
@@ -146,14 +151,15 @@ export const PROVIDER_RULES: HintRule[] = [
       [/incorrect authentication data|submitter failed to/i, 'securityerror'],
       [/unable to process (?:connection|command|an email)|message ended early/i, 'systemerror'],
       [/account service is temporarily unavailable|too many recipients|exceeding outbound thread limit/i, 'toomanyconn'],
-      [/message contains a virus|virus signature|malware/i, 'virusdetected'],
+      [/email rejected due to security policies/i, 'virusdetected'],
       [/invalid address|user unknown|invalid recipient/i, 'userunknown'],
     ],
   },
   {
     // Yahoo Inc. (yahoo.com, aol.com) postmaster error codes.
     name: 'Yahoo Inc.',
-    when: (c) => mentions(c, /yahoo|yahoodns|aol\.com|aol\.jp/i),
+    // By the remote host (Yahoo's and AOL's MX names), as the codes below are Yahoo's MX replies.
+    when: (c) => /yahoodns\.net|\.yahoo\.com\b|mx\.aol\.com|mail\.aol\.com/i.test(`${c.remoteMta ?? ''} ${c.block}`) || /@(?:yahoo|aol)\.[a-z.]+$/i.test(c.address ?? '') && /dd this user doesn't have a |is no longer valid|mailbox not found/i.test(c.block),
     says: [
       [/yahoo requires all senders to authenticate/i, 'authfailure'],
       [/because the ip is in spamhaus's list|not accepted from ip addresses on spamhaus xbl/i, 'blocked'],
@@ -166,9 +172,13 @@ export const PROVIDER_RULES: HintRule[] = [
       [/syntax error in parameters or arguments/i, 'syntaxerror'],
       [/max message per connection reached/i, 'toomanyconn'],
       [/dd this user doesn't have a |mailbox not found/i, 'userunknown'],
-      [/Host or domain name not found/i, 'hostunknown'],
-      [/type=MX: Malformed or unexpected name server reply/i, 'notaccept'],
     ],
+  },
+  {
+    // AOL's MX hosts.
+    name: 'AOL',
+    when: (c) => mentions(c, /(?:^|\.)aol\.(?:com|jp)|mx\.aol\.com/i) || reportedBy(c, /\.mx\.aol\.com/i),
+    says: [[/Host or domain name not found/i, 'hostunknown'], [/type=MX: Malformed or unexpected name server reply/i, 'notaccept']],
   },
   {
     // KDDI au (ezweb.ne.jp): "550 <addr>: User unknown" is a real unknown user, while

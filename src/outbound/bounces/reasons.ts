@@ -43,7 +43,7 @@ const FAMILIES: Record<PhraseFamily, Family> = {
       'user not known', 'user unknown', 'utilisateur inconnu', 'vdeliver: invalid or unknown virtual user',
       'weil die adresse nicht gefunden wurde oder keine e-mails empfangen kann', 'your envelope recipient is in my badrcptto list',
       'no mailbox here by that name', 'address is not valid', "couldn't find any host by that name",
-      'unknown address', 'invalid user', 'not our customer', 'no such local user', 'user invalid',
+      'invalid user', 'not our customer', 'no such local user', 'user invalid',
       'unknown or illegal alias', 'bad destination mailbox address', 'not listed in domino directory',
       'not listed in public name & address book', 'recipient name is not recognized',
     ],
@@ -114,6 +114,7 @@ const FAMILIES: Record<PhraseFamily, Family> = {
       'unroutable sender address', 'you are not allowed to post to this mailing list',
       'you are sending to/from an address that has been blacklisted', 'your access to submit messages to this e-mail system has been rejected',
       'your email address has been blacklisted', 'sender address rejected', 'domain of sender address', 'sender denied',
+      'not a member of this mailing list',
     ],
   },
   blocked: {
@@ -264,16 +265,18 @@ const FAMILIES: Record<PhraseFamily, Family> = {
       'it would create a mail loop', 'local configuration error', 'local error in processing', 'loop was found in the mail exchanger',
       'loops back to myself', 'mail system configuration error', 'queue file write error', 'recipient deferred because there is no mdb',
       'remote server is misconfigured', 'server configuration error', 'service currently unavailable', 'system config error',
-      'temporary local problem', 'timeout waiting for input', 'transaction failed ', 'unable to contact ldap server',
+      'temporary local problem', 'timeout waiting for input', 'unable to contact ldap server',
       'system error', 'internal error',
     ],
-    patterns: [/unable to connect .*daemon/],
+    // "transaction failed" alone; SendGrid's "transaction failed spam message ..." is spam, "... unsigned dsn" a rejection.
+    patterns: [/unable to connect .*daemon/, /transaction failed(?! spam| unsigned)/],
   },
   notaccept: {
     includes: [
       'does not accept mail (nullmx)', 'host/domain does not accept mail', 'host does not accept mail', 'mail receiving disabled',
       'name server: .: host not found', 'no mx record found for domain=', 'no route for current request',
       'smtp protocol returned a permanent error', 'null mx', "couldn't find a mail exchanger", 'does not accept mail',
+      'an mx or srv record indicated no smtp service', 'no host found for existing smtp connection',
     ],
   },
   securityerror: {
@@ -324,6 +327,7 @@ const FAMILIES: Record<PhraseFamily, Family> = {
     includes: [
       'a poor email reputation score', 'has been temporarily rate limited due to ip reputation', 'ip/domain reputation problems',
       'likely suspicious due to the very low reputation', 'none/bad reputation', "the sending mta's poor reputation",
+      'temporarily deferred due to unexpected volume or user complaints',
     ],
   },
   virusdetected: {
@@ -344,7 +348,7 @@ const FAMILIES: Record<PhraseFamily, Family> = {
   speeding: {
     includes: [
       'mail sent from your ip address has been temporarily rate limited', 'please try again slower',
-      'receiving mail at a rate that prevents additional messages from being delivered', 'rate limit exceeded', 'rate limited',
+      'receiving mail at a rate that prevents additional messages from being delivered',
     ],
   },
   systemfull: { includes: ['mail system full', 'requested mail action aborted: exceeded storage allocation'] },

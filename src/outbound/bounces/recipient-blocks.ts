@@ -17,6 +17,9 @@ const RECIPIENT_LINE: RegExp[] = [
   new RegExp(String.raw`^\s*(?:["'][^"']*["']\s*)?<?(?:mailto:)?(${ADDR_SRC})>?\s*:?\s*$`),
   // "\"user@example.jp\":" (GMX)
   new RegExp(String.raw`^\s*"(${ADDR_SRC})"\s*:?\s*$`),
+  // "550 5.1.1 <user@example.jp>... User unknown": Sendmail's own verdict line in a transcript
+  // (not a "<<<" line, which quotes the remote server).
+  new RegExp(String.raw`^\s*[45]\d\d(?:[ -][45]\.\d{1,3}\.\d{1,3})? <(${ADDR_SRC})>\.\.\.\s`),
   // "<user@example.jp>: host mx said: ..." (Postfix), "<user@example.jp>... User unknown"
   new RegExp(String.raw`^\s*<(${ADDR_SRC})>\s*(?::|\.\.\.|,)\s*\S`),
   new RegExp(String.raw`^\s*(${ADDR_SRC})\s*(?::\s+\S|\.\.\.)`),
@@ -24,9 +27,13 @@ const RECIPIENT_LINE: RegExp[] = [
   new RegExp(String.raw`^\s*(${ADDR_SRC})\s+(?:\(|<|on\b|\[|-\s)`),
   // Labelled: "Failed recipient: x", "Original-Recipient: rfc822;x", "Unknown user: x", "Delivery failed 20 attempts: x".
   // Header-like labels of a quoted original ("To:", "From:", "Reply-To:") are not recipient lines.
-  new RegExp(String.raw`^\s*(?!(?:to|from|cc|bcc|reply-to|sender|return-path|sent by|by|date|subject|message-id|content-id|errors-to|in-reply-to|references|delivered-to|disposition-notification-to|return-receipt-to|resent-[a-z-]+|list-[a-z-]+|x-(?![a-z-]*recipients?\s*:)[a-z-]+)\s*:)[A-Za-z][^:@<>]{1,60}:\s*(?:rfc822;\s*)?(?:"[^"]*"\s*)?<?(${ADDR_SRC})>?\.?\s*$`, 'i'),
+  new RegExp(String.raw`^\s*(?!(?:to|from|cc|bcc|reply-to|sender|return-path|sent by|by|date|subject|mail from|envelope-from|message-id|content-id|errors-to|in-reply-to|references|delivered-to|disposition-notification-to|return-receipt-to|resent-[a-z-]+|list-[a-z-]+|x-(?![a-z-]*recipients?\s*:)[a-z-]+)\s*:)[A-Za-z][^:@<>]{1,60}:\s*(?:rfc822;\s*)?(?:"[^"]*"\s*)?<?(${ADDR_SRC})>?\.?\s*$`, 'i'),
   // "There was an error delivering your mail to <x>.", "Your message to <x> was rejected"
   new RegExp(String.raw`\b(?:deliver(?:ing|y)?|sending|send|message|mail|e-?mail) (?:\S+ ){0,3}to:? <(${ADDR_SRC})>(?:[.:,]|\s+(?:was|has|could|failed|is)\b|\s*$)`, 'i'),
+  // "[Status: Error, Address: <x>, ResponseCode 421, ...]" (Zoho) and other "Address: <x>," tables
+  new RegExp(String.raw`\b(?:recipient|address)(?: address)?\s*[:=]\s*<(${ADDR_SRC})>\s*[,;\]]`, 'i'),
+  // "user@example.jp Invalid Address, ERROR_CODE :550, ..." (Zoho)
+  new RegExp(String.raw`^\s*(${ADDR_SRC})\s+[^@]*\bERROR_CODE\s*:`),
   // "  - user@example.jp", "* user@example.jp" bullet lists
   new RegExp(String.raw`^\s*[-*•]\s*<?(${ADDR_SRC})>?\s*(?:[:(].*)?$`),
 ];

@@ -28,7 +28,7 @@ const ORIGINAL_MARKERS: RegExp[] = [
   /^-+ ?(?:message|mail) text ?-+$/i,
   /^-+ ?rfc822 headers? ?-+$/i,
   /^-*\s*(?:original message|message headers?|the original message headers?|headers of the original message|unsent message) (?:follows?|are included below|below)\.?:?\s*-*$/i,
-  /^-*\s*(?:included|enclosed|attached|below) is a copy of the (?:original )?message(?: header)?s?[.:]?\s*-*$/i,
+  /^-*\s*(?:included|enclosed|attached|below|following|here) is a copy of (?:the|your) (?:original )?message(?: header)?s?[.:]?\s*-*$/i,
 ];
 
 // Fields that begin a quoted header block of the original message (see quotedHeaderStart).

@@ -21,18 +21,28 @@ const obj = (v: unknown): Json => (v && typeof v === 'object' && !Array.isArray(
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const str = (v: unknown): string | null => (typeof v === 'string' && v ? v : null);
 
-/** The JSON object in `text` that starts with a notificationType/eventType key, if any. */
-function extractJson(text: string): Json | null {
-  const flat = text.replace(/!\n /g, '');
-  const start = flat.search(/\{\s*"(?:notificationType|eventType)"\s*:/);
-  if (start < 0) return null;
-  const end = flat.lastIndexOf('}');
-  if (end <= start) return null;
+const parse = (s: string): Json | null => {
   try {
-    return obj(JSON.parse(flat.slice(start, end + 1)));
+    return obj(JSON.parse(s));
   } catch {
     return null;
   }
+};
+
+/**
+ * The SES notification in `text`: either the bare JSON document (SNS "raw message delivery") or
+ * wrapped in an SNS envelope ({"Type": "Notification", "Message": "<the JSON, as a string>"}).
+ */
+function extractJson(text: string): Json | null {
+  const flat = text.replace(/!\n /g, '');
+  const start = flat.search(/\{\s*"(?:notificationType|eventType|Type)"\s*:/);
+  const end = flat.lastIndexOf('}');
+  if (start < 0 || end <= start) return null;
+  const doc = parse(flat.slice(start, end + 1));
+  if (!doc) return null;
+  if (doc.notificationType || doc.eventType) return doc;
+  const inner = typeof doc.Message === 'string' ? parse(doc.Message) : null;
+  return inner && (inner.notificationType || inner.eventType) ? inner : null;
 }
 
 export function parseSesNotification(text: string): SesNotification | null {

@@ -86,3 +86,36 @@ export const classOfReply = (code: number | null): '2' | '4' | '5' | null => {
   const c = String(code)[0];
   return c === '2' || c === '4' || c === '5' ? c : null;
 };
+
+/**
+ * Which status code to believe when the DSN Status field and the server's own reply disagree.
+ * The field is the reporting MTA's summary; the reply is the remote server's. Codes that only say
+ * "something failed" (X.0.0, X.Y.0), queue-level codes (4.4.7 expired) and protocol codes
+ * (X.5.x) lose to a specific code in the reply; a reply code breaks class ties.
+ */
+export function preferStatus(field: string | null, inReply: string | null, replyCode: number | null): string | null {
+  if (!field) return inReply;
+  if (!inReply || field === inReply) return field;
+  const replyClass = replyCode !== null ? String(replyCode)[0] : null;
+  if (replyClass && field[0] !== inReply[0]) {
+    if (replyClass === field[0]) return field;
+    if (replyClass === inReply[0]) return inReply;
+  }
+  const generic = (s: string) => /\.0\.0$/.test(s);
+  const vague = (s: string) => /\.0(?:\.|$)/.test(s.slice(1));
+  if (generic(field)) return generic(inReply) ? field : inReply;
+  if (vague(field) && !vague(inReply)) return inReply;
+  if (generic(inReply)) return field;
+  if (field === '4.4.7' || field === '4.7.0' || field.startsWith('5.3.') || /^\d\.5\.[1245]$/.test(field)) return inReply;
+  if (field === '5.1.1') return vague(inReply) || inReply.startsWith('5.5.') ? field : inReply;
+  if (field === '5.1.3' && inReply.startsWith('5.7.')) return inReply;
+  return field;
+}
+
+/**
+ * Multi-line replies ("550-5.7.1 first line / 550-5.7.1 second / 550 5.7.1 last") read as one
+ * sentence: the continuation prefixes are dropped so phrases that span lines can match.
+ */
+export function joinContinuationLines(text: string): string {
+  return text.replace(/(?:<<<\s*)?(?<![\w.])([245]\d\d)-(?:[245]\.\d{1,3}\.\d{1,3}\s+)?/g, ' ');
+}

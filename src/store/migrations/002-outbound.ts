@@ -25,6 +25,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     // After this, temporary failures become permanent ones (MAILROOM_SEND_LIFETIME_HOURS).
     .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
     .addColumn('next_attempt_at', 'timestamptz')
+    // The one pg-boss job allowed to work on this message; any other job for it is stale and exits.
+    .addColumn('job_id', 'text')
     .execute();
   // The idempotency guarantee lives here, in the database, so it holds across processes: two
   // requests with one key race on this index and exactly one insert wins.
@@ -45,6 +47,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('bounce_type', 'text')
     .addColumn('bounce_reason', 'text')
     .addColumn('transport', 'text')
+    // Not before this (a retry after a temporary failure, or the next free slot of a rate limit).
+    .addColumn('next_attempt_at', 'timestamptz')
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull())
     .addColumn('sent_at', 'timestamptz')
     .execute();

@@ -1,0 +1,184 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import { MailroomError, notFound } from '../errors.ts';
+import { newId } from '../ids.ts';
+import type { Database, RatePolicyTable } from '../store/schema.ts';
+import { domainOf } from './addresses.ts';
+
+/**
+ * Shared sending limits. A policy caps recipient sends per window for one scope — the whole server
+ * (`global`), a sending inbox, a sending domain, or a recipient domain (gmail.com…) — for one key
+ * or for each key separately (`match: '*'`). A domain policy may carry a warm-up schedule: daily
+ * caps for the first days after the domain was added.
+ *
+ * Enforcement is a sliding window kept in the database: every admitted recipient send is a usage
+ * row, and admission counts the rows in the window under an advisory lock per (policy, key), in the
+ * transaction that marks the recipient `sending`. So the budget is shared by every agent, token and
+ * process, and is exact: never more than `max` in any window. Excess is never dropped; the
+ * recipient waits until the oldest send in the window leaves it.
+ *
+ * A window is widened by a small guard (10 %, at most 1 s) when admitting: the limit holds for
+ * arrivals at the remote server too, despite the jitter of delivering what was admitted.
+ */
+type Policy = Selectable<RatePolicyTable>;
+export type LimitScope = Policy['scope'];
+
+export interface Sender { inboxId: string; domain: string; domainCreatedAt: Date | null }
+export interface Unit { id: string; address: string }
+
+export interface PolicyView {
+  id: string;
+  scope: LimitScope;
+  match: string;
+  max: number;
+  window_seconds: number;
+  warmup: number[] | null;
+  created_at: string;
+  usage: { key: string; used: number; limit: number; remaining: number; resets_at: string | null }[];
+}
+
+const WINDOWS: Record<string, number> = { minute: 60, hour: 3600, day: 86400 };
+const guardMs = (p: Policy) => Math.min(p.window_seconds * 100, 1000);
+const spanMs = (p: Policy) => p.window_seconds * 1000 + guardMs(p);
+
+function keyFor(p: Policy, s: Sender, rcptDomain: string): string | null {
+  const value = p.scope === 'global' ? '' : p.scope === 'inbox' ? s.inboxId : p.scope === 'domain' ? s.domain : rcptDomain;
+  return p.scope === 'global' || p.match === '*' || p.match === value ? value : null;
+}
+
+/** The cap in force: a warm-up day's cap for a new sending domain, else the policy's max. */
+function capOf(p: Policy, s: Sender, now: Date): number {
+  const warmup = p.warmup as number[] | null;
+  if (!warmup?.length || p.scope !== 'domain' || !s.domainCreatedAt) return p.max;
+  const day = Math.floor((now.getTime() - new Date(s.domainCreatedAt).getTime()) / 86_400_000);
+  return day < warmup.length ? Math.min(warmup[day], p.max) : p.max;
+}
+
+export class Limits {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async create(input: { scope: LimitScope; match?: string; max: number; window?: string; window_seconds?: number; warmup?: number[] }): Promise<PolicyView> {
+    const window = input.window_seconds ?? (input.window ? WINDOWS[input.window] : undefined);
+    if (!window) throw new MailroomError('invalid_request', 'window must be minute, hour or day (or window_seconds a positive number)');
+    if (input.warmup && (input.scope !== 'domain' || window !== 86400)) throw new MailroomError('invalid_request', 'a warm-up schedule is a daily cap of a sending domain: scope domain, window day');
+    const match = input.scope === 'global' ? '*' : (input.match ?? '*').toLowerCase();
+    const row = await this.#db.insertInto('rate_policies').values({
+      id: newId('lim'), scope: input.scope, match, max: input.max, window_seconds: window,
+      warmup: input.warmup ? JSON.stringify(input.warmup) : null, created_at: new Date(),
+    }).returningAll().executeTakeFirstOrThrow();
+    return (await this.list([row.id]))[0];
+  }
+
+  async delete(id: string): Promise<void> {
+    const r = await this.#db.deleteFrom('rate_policies').where('id', '=', id).executeTakeFirst();
+    if (!Number(r.numDeletedRows)) throw notFound('limit');
+  }
+
+  /** Policies with their current usage per key (the keys with sends in the window). */
+  async list(ids?: string[]): Promise<PolicyView[]> {
+    let q = this.#db.selectFrom('rate_policies').selectAll().orderBy('id');
+    if (ids) q = q.where('id', 'in', ids);
+    const policies = await q.execute();
+    const now = Date.now();
+    const out: PolicyView[] = [];
+    for (const p of policies) {
+      const usage = await this.#db.selectFrom('rate_usage')
+        .select(['key', (eb) => eb.fn.countAll<string>().as('used'), (eb) => eb.fn.min('at').as('oldest')])
+        .where('policy_id', '=', p.id).where('at', '>', new Date(now - p.window_seconds * 1000)).groupBy('key').orderBy('key').execute();
+      out.push({
+        id: p.id, scope: p.scope, match: p.match, max: p.max, window_seconds: p.window_seconds, warmup: p.warmup as number[] | null,
+        created_at: new Date(p.created_at).toISOString(),
+        usage: usage.map((u) => ({
+          key: u.key, used: Number(u.used), limit: p.max, remaining: Math.max(0, p.max - Number(u.used)),
+          resets_at: u.oldest ? new Date(new Date(u.oldest as Date).getTime() + p.window_seconds * 1000).toISOString() : null,
+        })),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Admits what the budgets allow, in the caller's transaction, recording a usage row per policy
+   * for each admitted recipient. The rest get `at`: when every window blocking them has freed a slot.
+   */
+  async admit(trx: Kysely<Database>, s: Sender, units: Unit[], messageId: string, now: Date): Promise<{ admitted: Unit[]; blocked: (Unit & { at: Date })[] }> {
+    const policies = await trx.selectFrom('rate_policies').selectAll().execute();
+    if (!policies.length || !units.length) return { admitted: units, blocked: [] };
+    const pairs = new Map<string, { p: Policy; key: string }>();
+    const pairsOf = new Map<string, string[]>();
+    for (const u of units) {
+      const ids: string[] = [];
+      for (const p of policies) {
+        const key = keyFor(p, s, domainOf(u.address));
+        if (key === null) continue;
+        const id = `${p.id}\n${key}`;
+        pairs.set(id, { p, key });
+        ids.push(id);
+      }
+      pairsOf.set(u.id, ids);
+    }
+    if (!pairs.size) return { admitted: units, blocked: [] };
+    // Serialise admission per (policy, key) across processes; sorted, so two admissions never deadlock.
+    const lockKeys = [...pairs.keys()].sort();
+    await sql`SELECT pg_advisory_xact_lock(hashtext(x)) FROM unnest(${lockKeys}::text[]) AS x ORDER BY x`.execute(trx);
+    const state = new Map<string, { used: number; cap: number; times: number[] }>();
+    for (const [id, { p, key }] of pairs) {
+      const rows = await trx.selectFrom('rate_usage').select('at').where('policy_id', '=', p.id).where('key', '=', key)
+        .where('at', '>', new Date(now.getTime() - spanMs(p))).orderBy('at').execute();
+      state.set(id, { used: rows.length, cap: capOf(p, s, now), times: rows.map((r) => new Date(r.at).getTime()) });
+    }
+    const admitted: Unit[] = [];
+    const blocked: (Unit & { at: Date })[] = [];
+    for (const u of units) {
+      const ids = pairsOf.get(u.id)!;
+      const full = ids.filter((id) => state.get(id)!.used >= state.get(id)!.cap);
+      if (!full.length) {
+        for (const id of ids) { const st = state.get(id)!; st.used++; st.times.push(now.getTime()); }
+        admitted.push(u);
+        continue;
+      }
+      // Due when every full window has freed a slot: the send that is (used - cap + 1)-th oldest leaves it.
+      const at = Math.max(...full.map((id) => {
+        const st = state.get(id)!;
+        const span = spanMs(pairs.get(id)!.p);
+        return st.cap > 0 ? st.times[st.used - st.cap] + span : now.getTime() + span;
+      }));
+      blocked.push({ ...u, at: new Date(at) });
+    }
+    const rows = admitted.flatMap((u) => pairsOf.get(u.id)!.map((id) => ({ policy_id: pairs.get(id)!.p.id, key: pairs.get(id)!.key, at: now, message_id: messageId })));
+    for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('rate_usage').values(rows.slice(i, i + 1000)).execute();
+    // Rows older than the longest window are of no use to anyone: prune the keys just touched.
+    for (const { p, key } of pairs.values()) {
+      await trx.deleteFrom('rate_usage').where('policy_id', '=', p.id).where('key', '=', key).where('at', '<=', new Date(now.getTime() - spanMs(p))).execute();
+    }
+    return { admitted, blocked };
+  }
+
+  /** Without consuming anything: when would these recipients be admitted? null = now. For `scheduled_at`. */
+  async predict(s: Sender, addresses: string[], now: Date): Promise<Date | null> {
+    const policies = await this.#db.selectFrom('rate_policies').selectAll().execute();
+    let at: number | null = null;
+    const need = new Map<string, { p: Policy; key: string; n: number }>();
+    for (const a of addresses) {
+      for (const p of policies) {
+        const key = keyFor(p, s, domainOf(a));
+        if (key === null) continue;
+        const id = `${p.id}\n${key}`;
+        need.set(id, { p, key, n: (need.get(id)?.n ?? 0) + 1 });
+      }
+    }
+    for (const { p, key, n } of need.values()) {
+      const rows = await this.#db.selectFrom('rate_usage').select('at').where('policy_id', '=', p.id).where('key', '=', key)
+        .where('at', '>', new Date(now.getTime() - spanMs(p))).orderBy('at').execute();
+      const cap = capOf(p, s, now);
+      if (rows.length + n <= cap) continue;
+      const idx = rows.length + n - cap - 1;
+      const t = cap > 0 && idx < rows.length ? new Date(rows[idx].at).getTime() + spanMs(p) : now.getTime() + spanMs(p);
+      at = Math.max(at ?? 0, t);
+    }
+    return at === null ? null : new Date(at);
+  }
+}

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
+import { startDns, type TestDns } from './helpers/dns.ts';
+import { startSink, type Sink } from './helpers/sink.ts';
+
+/**
+ * Shared rate limits (issue 3): budgets held in the database and enforced before a message reaches
+ * a transport, shared by every agent and token; excess waits, it is never dropped. The acceptance
+ * test runs on a scaled clock: a 3-second window stands for the minute (60 messages at 10/min would
+ * take six real minutes); the mechanism does not know the difference.
+ */
+const WINDOW_S = 3;
+const MAX = 10;
+
+/** The largest number of arrivals in any window of `ms` (sliding, starting at each arrival). */
+function maxInAnyWindow(times: number[], ms: number): number {
+  const t = [...times].sort((a, b) => a - b);
+  let best = 0;
+  for (let i = 0, j = 0; i < t.length; i++) {
+    while (t[j] <= t[i] - ms) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
+
+for (const engine of ENGINES) {
+  describe(`${engine}: shared rate limits`, { skip: await skipEngine(engine) }, () => {
+    let m: TestMailroom;
+    let mx: Sink;
+    let dns: TestDns;
+    before(async () => {
+      mx = await startSink();
+      dns = await startDns();
+      for (const d of ['example.net', 'example.org']) {
+        dns.set(d, [{ type: 'MX', exchange: `mx.${d}`, priority: 10 }]);
+        dns.set(`mx.${d}`, [{ type: 'A', address: '127.0.0.1' }]);
+      }
+      m = await startTestMailroom(engine, { MAILROOM_DNS_SERVERS: dns.server, MAILROOM_MX_PORT: String(mx.port) });
+    });
+    after(async () => {
+      await m?.destroy();
+      await mx?.close();
+      await dns?.close();
+    });
+
+    test(`${MAX} per window on a recipient domain, 5 agents × 12 messages: never more than ${MAX} in any window at the sink, none lost, all sent`, async () => {
+      const policy = await m.api('POST', '/v1/limits', { scope: 'recipient_domain', match: 'example.net', max: MAX, window_seconds: WINDOW_S });
+      assert.equal(policy.status, 201, JSON.stringify(policy.body));
+      // Five agents, each with its own inbox and a token restricted to it: the budget is shared anyway.
+      const agents = await Promise.all(Array.from({ length: 5 }, async (_, i) => {
+        const inbox = (await m.api('POST', '/v1/inboxes', { username: `agent${i}` })).body;
+        const token = (await m.api('POST', '/v1/tokens', { scopes: ['messages:send', 'messages:read'], inbox_ids: [inbox.id] })).body.token;
+        return { inbox, token };
+      }));
+      const before = mx.messages.length;
+      const ids = (await Promise.all(agents.map(({ inbox, token }, a) => Promise.all(Array.from({ length: 12 }, async (_, k) => {
+        const r = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: `lead${a}-${k}@example.net`, subject: `limited ${a}-${k}`, text: 'x' }, token);
+        assert.equal(r.status, 202, JSON.stringify(r.body));
+        return r.body.id as string;
+    }))))).flat();
+      const got = (await mx.waitFor(before + 60, 90_000)).slice(before);
+      const times = got.filter((g) => g.to[0].endsWith('@example.net')).map((g) => g.at);
+      assert.equal(times.length, 60, 'all 60 arrived');
+      const peak = maxInAnyWindow(times, WINDOW_S * 1000);
+      const span = (Math.max(...times) - Math.min(...times)) / 1000;
+      console.log(`  ${engine} limits: ${JSON.stringify({ peak, spanSeconds: span })}`);
+      assert.ok(peak <= MAX, `${peak} messages arrived within one ${WINDOW_S}s window`);
+      assert.ok(span >= (60 / MAX - 1) * WINDOW_S, `60 messages at ${MAX}/${WINDOW_S}s cannot arrive in ${span}s`);
+      assert.equal(new Set(got.map((g) => g.to[0])).size, 60, 'each recipient exactly once');
+      for (const id of ids) {
+        const d = await waitFor(async () => { const r = await m.api('GET', `/v1/messages/${id}`); return r.body.delivery?.status === 'sent' ? r.body.delivery : null; }, 20_000, `${id} sent`);
+        assert.equal(d.recipients[0].attempts, 1, 'a rate-limited wait is not a failed attempt');
+      }
+      const deferredByLimit = await m.store.db.selectFrom('events').select('data').where('type', '=', 'message.deferred').execute();
+      assert.ok(deferredByLimit.some((e) => (e.data as any).reason === 'rate_limited'), 'waits are visible as message.deferred (rate_limited) events');
+      assert.equal((await m.api('DELETE', `/v1/limits/${policy.body.id}`)).status, 204);
+    });
+
+    test('a send that will wait says so: scheduled_at in its response; GET /v1/limits shows usage and what remains', async () => {
+      const inbox = (await m.api('POST', '/v1/inboxes', { username: 'capped' })).body;
+      const policy = (await m.api('POST', '/v1/limits', { scope: 'inbox', match: inbox.id, max: 2, window: 'day' })).body;
+      const send = async (i: number) => (await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: `p${i}@example.org`, subject: `cap ${i}`, text: 'x' })).body;
+      const sent = [];
+      for (const i of [1, 2]) {
+        const r = await send(i);
+        sent.push(r);
+        await waitFor(async () => (await m.api('GET', `/v1/messages/${r.id}`)).body.delivery.status === 'sent', 20_000, 'sent');
+      }
+      const third = await send(3);
+      assert.equal(third.delivery.status, 'queued');
+      const eta = new Date(third.delivery.scheduled_at).getTime();
+      assert.ok(eta > Date.now() + 23 * 3600_000, `scheduled for tomorrow, got ${third.delivery.scheduled_at}`);
+      const usage = (await m.api('GET', '/v1/limits')).body.data.find((p: any) => p.id === policy.id).usage;
+      assert.deepEqual(usage.map((u: any) => [u.key, u.used, u.remaining]), [[inbox.id, 2, 0]]);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal((await m.api('GET', `/v1/messages/${third.id}`)).body.delivery.status, 'queued', 'it waits; it is not sent and not dropped');
+      assert.equal((await m.api('DELETE', `/v1/limits/${policy.id}`)).status, 204);
+    });
+
+    test('warm-up: a new sending domain gets the day-1 cap of its schedule', async () => {
+      const inbox = (await m.api('POST', '/v1/inboxes', { username: 'warming' })).body;
+      const policy = await m.api('POST', '/v1/limits', { scope: 'domain', match: 'mailroom.test', max: 1000, window: 'day', warmup: [1, 5, 20] });
+      assert.equal(policy.status, 201);
+      // Day 1 of the schedule: one send goes, the next waits for tomorrow.
+      const first = (await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: 'w1@example.org', subject: 'warm 1', text: 'x' })).body;
+      await waitFor(async () => (await m.api('GET', `/v1/messages/${first.id}`)).body.delivery.status === 'sent', 20_000, 'the first send');
+      const r = (await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: 'w2@example.org', subject: 'warm 2', text: 'x' })).body;
+      assert.equal(r.delivery.status, 'queued');
+      assert.ok(new Date(r.delivery.scheduled_at).getTime() > Date.now() + 23 * 3600_000, r.delivery.scheduled_at);
+      const usage = (await m.api('GET', '/v1/limits')).body.data.find((p: any) => p.id === policy.body.id).usage;
+      assert.deepEqual(usage.map((u: any) => [u.key, u.used]), [['mailroom.test', 1]]);
+      const bad = await m.api('POST', '/v1/limits', { scope: 'inbox', max: 5, window: 'hour', warmup: [1] });
+      assert.equal(bad.status, 400);
+      assert.equal((await m.api('DELETE', `/v1/limits/${policy.body.id}`)).status, 204);
+    });
+  });
+}

@@ -88,7 +88,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     const limits = new Limits(store.db);
     const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, config: config.outbound });
     await startSendWorker({ store, boss, transports, limits, config, log });
-    await startReportWorker(store, boss, log);
+    await startReportWorker(store, boss, log, config.outbound.bounceRate);
 
     const app = createApi({
       db: store.db,
@@ -97,6 +97,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       outbox,
       domains,
       limits,
+      boss,
       maxSendSize: config.outbound.maxSendSize,
       log,
       health: async () => {

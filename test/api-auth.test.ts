@@ -31,6 +31,7 @@ const ROUTE_SCOPES: Record<string, string> = {
   'GET /v1/domains': 'admin',
   'GET /v1/domains/{name}': 'admin',
   'POST /v1/domains/{name}/verify': 'admin',
+  'POST /v1/domains/{name}/resume': 'admin',
   'GET /v1/suppressions': 'admin',
   'POST /v1/suppressions': 'admin',
   'DELETE /v1/suppressions/{suppression_id}': 'admin',

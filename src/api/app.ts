@@ -1,6 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import type { Kysely } from 'kysely';
+import type { PgBoss } from 'pg-boss';
 import { MailroomError } from '../errors.ts';
 import type { Inboxes } from '../inboxes/inboxes.ts';
 import type { Logger } from '../log.ts';
@@ -26,6 +27,7 @@ export interface ApiDeps {
   outbox: Outbox;
   domains: Domains;
   limits: Limits;
+  boss: PgBoss;
   /** Largest composed message the send API accepts; its JSON body (base64) may be a third larger. */
   maxSendSize: number;
   log: Logger;
@@ -76,7 +78,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   inboxRoutes(app, deps.inboxes);
   messageRoutes(app, deps.messages, deps.outbox);
   sendRoutes(app, deps.outbox);
-  domainRoutes(app, deps.domains);
+  domainRoutes(app, deps.domains, deps.boss);
   suppressionRoutes(app, deps.db);
   limitRoutes(app, deps.limits);
   tokenRoutes(app, deps.db);

@@ -153,7 +153,7 @@ const DnsRecord = z.object({ type: z.enum(['MX', 'TXT']), name: z.string(), valu
 export const Domain = z
   .object({
     id: z.string(), name: z.string(), dkim_selector: z.string(), records: z.array(DnsRecord), verification: z.record(z.string(), z.unknown()),
-    verified: z.boolean(), verified_at: z.string().nullable(), created_at: z.string(),
+    verified: z.boolean(), verified_at: z.string().nullable(), paused_at: z.string().nullable(), pause_reason: z.string().nullable(), created_at: z.string(),
   })
   .openapi('Domain');
 export const CreateDomain = z.object({ name: z.string().min(1).max(253) }).strict().openapi('CreateDomain');

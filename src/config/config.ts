@@ -41,6 +41,10 @@ const EnvSchema = z.object({
   MAILROOM_SEND_LIFETIME_HOURS: z.coerce.number().positive().default(72),
   MAILROOM_MAX_SEND_SIZE: bytes.default(10 * 1024 * 1024),
   MAILROOM_SEND_RETRY_BASE_SECONDS: z.coerce.number().positive().default(60),
+  MAILROOM_BOUNCE_RATE_THRESHOLD: z.coerce.number().min(0).max(1).default(0.05),
+  MAILROOM_BOUNCE_RATE_MIN_SENDS: z.coerce.number().int().min(1).default(50),
+  MAILROOM_BOUNCE_RATE_WINDOW_HOURS: z.coerce.number().positive().default(24),
+  MAILROOM_THROTTLE_RECHECK_SECONDS: z.coerce.number().positive().default(60),
   MAILROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -78,6 +82,10 @@ export interface Config {
     maxSendSize: number;
     /** First retry delay after a temporary failure; doubles with each attempt (with jitter), capped at 1 h. */
     retryBaseSeconds: number;
+    /** A sending domain whose bounce rate over the window exceeds this (with at least minSends) is paused. */
+    bounceRate: { threshold: number; minSends: number; windowHours: number };
+    /** How often mail held by a paused domain looks again whether it was resumed. */
+    throttleRecheckSeconds: number;
   };
 }
 
@@ -120,6 +128,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       lifetimeHours: e.MAILROOM_SEND_LIFETIME_HOURS,
       maxSendSize: e.MAILROOM_MAX_SEND_SIZE,
       retryBaseSeconds: e.MAILROOM_SEND_RETRY_BASE_SECONDS,
+      bounceRate: { threshold: e.MAILROOM_BOUNCE_RATE_THRESHOLD, minSends: e.MAILROOM_BOUNCE_RATE_MIN_SENDS, windowHours: e.MAILROOM_BOUNCE_RATE_WINDOW_HOURS },
+      throttleRecheckSeconds: e.MAILROOM_THROTTLE_RECHECK_SECONDS,
     },
   };
 }

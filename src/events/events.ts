@@ -9,7 +9,7 @@ import type { Database } from '../store/schema.ts';
  */
 export type EventType =
   | 'message.queued' | 'message.sent' | 'message.deferred' | 'message.bounced' | 'message.failed'
-  | 'message.suppressed' | 'message.complained' | 'suppression.created' | 'domain.created' | 'domain.verified';
+  | 'message.suppressed' | 'message.complained' | 'suppression.created' | 'domain.created' | 'domain.verified' | 'domain.throttled' | 'domain.resumed';
 
 export interface NewEvent {
   type: EventType;

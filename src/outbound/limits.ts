@@ -104,9 +104,9 @@ export class Limits {
    * Admits what the budgets allow, in the caller's transaction, recording a usage row per policy
    * for each admitted recipient. The rest get `at`: when every window blocking them has freed a slot.
    */
-  async admit(trx: Kysely<Database>, s: Sender, units: Unit[], messageId: string, now: Date): Promise<{ admitted: Unit[]; blocked: (Unit & { at: Date })[] }> {
+  async admit(trx: Kysely<Database>, s: Sender, units: Unit[], messageId: string): Promise<{ admitted: Unit[]; blocked: (Unit & { at: Date })[]; admittedAt: Date }> {
     const policies = await trx.selectFrom('rate_policies').selectAll().execute();
-    if (!policies.length || !units.length) return { admitted: units, blocked: [] };
+    if (!policies.length || !units.length) return { admitted: units, blocked: [], admittedAt: new Date() };
     const pairs = new Map<string, { p: Policy; key: string }>();
     const pairsOf = new Map<string, string[]>();
     for (const u of units) {
@@ -120,10 +120,13 @@ export class Limits {
       }
       pairsOf.set(u.id, ids);
     }
-    if (!pairs.size) return { admitted: units, blocked: [] };
+    if (!pairs.size) return { admitted: units, blocked: [], admittedAt: new Date() };
     // Serialise admission per (policy, key) across processes; sorted, so two admissions never deadlock.
     const lockKeys = [...pairs.keys()].sort();
     await sql`SELECT pg_advisory_xact_lock(hashtext(x)) FROM unnest(${lockKeys}::text[]) AS x ORDER BY x`.execute(trx);
+    // The clock is read once the locks are held: a time taken before waiting for them would date
+    // this admission earlier than it happened and let the next one in too soon.
+    const now = new Date();
     const state = new Map<string, { used: number; cap: number; times: number[] }>();
     for (const [id, { p, key }] of pairs) {
       const rows = await trx.selectFrom('rate_usage').select('at').where('policy_id', '=', p.id).where('key', '=', key)
@@ -154,7 +157,15 @@ export class Limits {
     for (const { p, key } of pairs.values()) {
       await trx.deleteFrom('rate_usage').where('policy_id', '=', p.id).where('key', '=', key).where('at', '<=', new Date(now.getTime() - spanMs(p))).execute();
     }
-    return { admitted, blocked };
+    return { admitted, blocked, admittedAt: now };
+  }
+
+  /**
+   * After the remote server answered: the admitted sends are dated by that answer, not by their
+   * admission, so a window counts real send times however long the transport took.
+   */
+  async settle(trx: Kysely<Database>, messageId: string, admittedAt: Date, doneAt: Date): Promise<void> {
+    await trx.updateTable('rate_usage').set({ at: doneAt }).where('message_id', '=', messageId).where('at', '=', admittedAt).execute();
   }
 
   /** Without consuming anything: when would these recipients be admitted? null = now. For `scheduled_at`. */

@@ -6,6 +6,8 @@ import type { Store } from '../store/database.ts';
 import { addressKey } from './addresses.ts';
 import { classifyBounce, type BounceVerdict } from './bounces/classify.ts';
 import { addSuppression } from './suppressions.ts';
+import { checkBounceRate } from './throttle.ts';
+import type { Config } from '../config/config.ts';
 import { parseVerp } from './verp.ts';
 
 /**
@@ -18,7 +20,7 @@ import { parseVerp } from './verp.ts';
  */
 export interface ReportJob { message_ids: string[] }
 
-export async function applyReport(store: Store, inboundId: string, log: Logger): Promise<BounceVerdict['kind'] | 'unmatched' | null> {
+export async function applyReport(store: Store, inboundId: string, log: Logger, bounceRate: Config['outbound']['bounceRate']): Promise<BounceVerdict['kind'] | 'unmatched' | null> {
   const { db, blobs } = store;
   const msg = await db.selectFrom('messages').innerJoin('deliveries', 'deliveries.id', 'messages.id').innerJoin('receipts', 'receipts.id', 'deliveries.receipt_id')
     .select(['messages.id', 'messages.inbox_id', 'deliveries.rcpt_to', 'receipts.raw_sha256', 'receipts.trace_size'])
@@ -39,7 +41,8 @@ export async function applyReport(store: Store, inboundId: string, log: Logger):
     outboundId = row?.id ?? null;
   }
   const o = outboundId
-    ? await db.selectFrom('outbound').innerJoin('messages', 'messages.id', 'outbound.id').select(['outbound.id', 'outbound.inbox_id', 'outbound.trace_id', 'messages.thread_id'])
+    ? await db.selectFrom('outbound').innerJoin('messages', 'messages.id', 'outbound.id').innerJoin('inboxes', 'inboxes.id', 'outbound.inbox_id')
+      .select(['outbound.id', 'outbound.inbox_id', 'outbound.trace_id', 'messages.thread_id', 'inboxes.domain'])
       .where('outbound.id', '=', outboundId).where('outbound.inbox_id', '=', msg.inbox_id).executeTakeFirst()
     : undefined;
   if (!o) {
@@ -79,13 +82,14 @@ export async function applyReport(store: Store, inboundId: string, log: Logger):
       const i = events.findIndex((e) => e.data?.recipient === s.address);
       await addSuppression(trx, { address: s.address, scope: 'global', reason: s.reason, detail: s.detail, sourceEventId: ids[i] ?? null }, now);
     }
+    if (events.some((e) => e.type === 'message.bounced')) await checkBounceRate(trx, o.domain, bounceRate, now);
   });
   return verdict.kind;
 }
 
-export async function startReportWorker(store: Store, boss: PgBoss, log: Logger): Promise<void> {
+export async function startReportWorker(store: Store, boss: PgBoss, log: Logger, bounceRate: Config['outbound']['bounceRate']): Promise<void> {
   await boss.work<ReportJob>(QUEUES.report, { batchSize: 4, pollingIntervalSeconds: 1 }, async (jobs) => {
-    for (const job of jobs) for (const id of job.data.message_ids ?? []) await applyReport(store, id, log);
+    for (const job of jobs) for (const id of job.data.message_ids ?? []) await applyReport(store, id, log, bounceRate);
   });
 }
 

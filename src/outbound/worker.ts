@@ -1,16 +1,16 @@
-import { randomUUID } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { Config } from '../config/config.ts';
 import { appendEvents, type NewEvent } from '../events/events.ts';
-import { inTransaction, QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
+import { QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/database.ts';
-import type { Database } from '../store/schema.ts';
 import { addressKey } from './addresses.ts';
 import { classifySmtpReply } from './bounces/classify.ts';
 import type { Limits } from './limits.ts';
+import { scheduleNextRun, scheduleRunAt } from './schedule.ts';
 import { addSuppression, suppressedFor } from './suppressions.ts';
+import { checkBounceRate } from './throttle.ts';
 import type { Attempt, Transports } from './transports.ts';
 
 /**
@@ -46,32 +46,13 @@ export function retryDelaySeconds(attempt: number, baseSeconds: number, random =
   return Math.max(1, Math.round(exp * (0.75 + random() * 0.5)));
 }
 
-/**
- * Queues the message's next run (or none, when every recipient is final) and makes it the live
- * job. Called in the transaction that commits the state it is derived from.
- */
-export async function scheduleNextRun(trx: Kysely<Database>, boss: PgBoss, messageId: string, now: Date): Promise<Date | null> {
-  const { next } = await trx.selectFrom('outbound_recipients')
-    .select(sql<Date | null>`min(coalesce(next_attempt_at, ${now}))`.as('next'))
-    .where('message_id', '=', messageId).where('status', 'in', ['queued', 'deferred']).executeTakeFirstOrThrow();
-  if (!next) {
-    await trx.updateTable('outbound').set({ next_attempt_at: null, job_id: null }).where('id', '=', messageId).execute();
-    return null;
-  }
-  const at = new Date(next);
-  const id = randomUUID();
-  await boss.insert(QUEUES.send, [{ id, data: { message_id: messageId }, startAfter: at, heartbeatSeconds: 10 }], { db: inTransaction(trx) });
-  await trx.updateTable('outbound').set({ next_attempt_at: at, job_id: id }).where('id', '=', messageId).execute();
-  return at;
-}
-
 export async function processSend(deps: SendDeps, messageId: string, jobId: string | null): Promise<void> {
   const { store, boss, transports, limits, config } = deps;
   const { db } = store;
   const o = await db.selectFrom('outbound').innerJoin('messages', 'messages.id', 'outbound.id').innerJoin('inboxes', 'inboxes.id', 'outbound.inbox_id')
     .leftJoin('domains', 'domains.name', 'inboxes.domain')
     .select(['outbound.id', 'outbound.inbox_id', 'outbound.envelope_from', 'outbound.raw_sha256', 'outbound.trace_id', 'outbound.expires_at', 'outbound.job_id',
-      'messages.thread_id', 'inboxes.domain', 'domains.created_at as domain_created_at'])
+      'messages.thread_id', 'inboxes.domain', 'domains.created_at as domain_created_at', 'domains.paused_at as domain_paused_at'])
     .where('outbound.id', '=', messageId).executeTakeFirst();
   if (!o) return;
   if (jobId && o.job_id !== jobId) return; // stale: another run is (or was made) the live one
@@ -90,18 +71,24 @@ export async function processSend(deps: SendDeps, messageId: string, jobId: stri
     return;
   }
 
+  // A paused domain (bounce rate) holds its mail; the run looks again later. A resume reschedules at once.
+  if (o.domain_paused_at) {
+    await db.transaction().execute((trx) => scheduleRunAt(trx, boss, o.id, new Date(now.getTime() + config.outbound.throttleRecheckSeconds * 1000)));
+    return;
+  }
+
   // 1. Due recipients ('sending' ones are due at once: a crash interrupted them), suppression, limits.
   const due = pending.filter((r) => r.status === 'sending' || !r.next_attempt_at || new Date(r.next_attempt_at) <= now);
   const suppressed = await suppressedFor(db, o.inbox_id, o.domain, due.map((r) => r.address));
-  const go = await db.transaction().execute(async (trx) => {
+  const admission = await db.transaction().execute(async (trx) => {
     const off = due.filter((r) => suppressed.has(addressKey(r.address)));
     if (off.length) {
       await trx.updateTable('outbound_recipients').set({ status: 'suppressed', updated_at: now }).where('id', 'in', off.map((r) => r.id)).execute();
       await appendEvents(trx, off.map((r) => ({ type: 'message.suppressed' as const, ...base, data: { recipient: r.address, reason: suppressed.get(addressKey(r.address)), cancelled: true } })), now);
     }
     const candidates = due.filter((r) => !suppressed.has(addressKey(r.address)));
-    const { admitted, blocked } = await limits.admit(trx, { inboxId: o.inbox_id, domain: o.domain, domainCreatedAt: o.domain_created_at ? new Date(o.domain_created_at) : null },
-      candidates.map((r) => ({ id: r.id, address: r.address })), o.id, now);
+    const { admitted, blocked, admittedAt } = await limits.admit(trx, { inboxId: o.inbox_id, domain: o.domain, domainCreatedAt: o.domain_created_at ? new Date(o.domain_created_at) : null },
+      candidates.map((r) => ({ id: r.id, address: r.address })), o.id);
     for (const b of blocked) {
       await trx.updateTable('outbound_recipients').set({ next_attempt_at: b.at, updated_at: now }).where('id', '=', b.id).execute();
     }
@@ -114,8 +101,9 @@ export async function processSend(deps: SendDeps, messageId: string, jobId: stri
     } else {
       await scheduleNextRun(trx, boss, o.id, now);
     }
-    return candidates.filter((r) => admitted.some((a) => a.id === r.id));
+    return { go: candidates.filter((r) => admitted.some((a) => a.id === r.id)), admittedAt };
   });
+  const { go, admittedAt } = admission;
   if (!go.length) return;
 
   // 2. The network step.
@@ -148,12 +136,14 @@ export async function processSend(deps: SendDeps, messageId: string, jobId: stri
       }
     }
     const ids = await appendEvents(trx, events, done);
+    await limits.settle(trx, o.id, admittedAt, done);
     // A hard bounce suppresses the address everywhere (and cancels what is queued to it): the
     // mailbox does not exist or refuses us, and every later send would hurt the domain's reputation.
     for (const [i, e] of events.entries()) {
       if (e.type !== 'message.bounced') continue;
       await addSuppression(trx, { address: String(e.data!.recipient), scope: 'global', reason: 'hard_bounce', detail: String(e.data!.response).slice(0, 500), sourceEventId: ids[i] }, done);
     }
+    if (events.some((e) => e.type === 'message.bounced')) await checkBounceRate(trx, o.domain, config.outbound.bounceRate, done);
     await scheduleNextRun(trx, boss, o.id, done);
   });
 }

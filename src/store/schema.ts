@@ -172,6 +172,8 @@ export interface DomainTable {
   dkim_public_key: string;
   verification: Json<Record<string, unknown>>;
   verified_at: Timestamp | null;
+  paused_at: Timestamp | null;
+  pause_reason: string | null;
   created_at: Timestamp;
 }
 

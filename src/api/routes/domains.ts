@@ -1,4 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { PgBoss } from 'pg-boss';
 import type { Domains } from '../../outbound/domains.ts';
 import { principalWith, type Env } from '../auth.ts';
 import { CreateDomain, Domain, errorResponses, json } from '../schemas.ts';
@@ -6,7 +7,7 @@ import { CreateDomain, Domain, errorResponses, json } from '../schemas.ts';
 const DomainParams = z.object({ name: z.string().max(253) });
 
 /** Sending domains, their DKIM keys and DNS records: an operator's business, so `admin` only. */
-export function domainRoutes(app: OpenAPIHono<Env>, domains: Domains): void {
+export function domainRoutes(app: OpenAPIHono<Env>, domains: Domains, boss: PgBoss): void {
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/domains', tags: ['domains'], summary: 'Add a sending domain: generates its DKIM key and returns the DNS records to publish',
@@ -41,6 +42,16 @@ export function domainRoutes(app: OpenAPIHono<Env>, domains: Domains): void {
     async (c) => {
       principalWith(c, 'admin');
       return c.json(await domains.verify(c.req.valid('param').name), 200);
+    },
+  );
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/domains/{name}/resume', tags: ['domains'], summary: 'Resume sending from a domain paused by its bounce rate',
+      request: { params: DomainParams }, responses: { 200: json(Domain, 'The domain, no longer paused'), ...errorResponses },
+    }),
+    async (c) => {
+      principalWith(c, 'admin');
+      return c.json(await domains.resume(c.req.valid('param').name, boss), 200);
     },
   );
 }

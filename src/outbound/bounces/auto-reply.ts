@@ -14,7 +14,14 @@ const AUTO_REPLY_SUBJECT = new RegExp([
   'on vacation|on leave|away until|i am away|absence|abwesend|自動応答|自動返信|不在)',
 ].join('|'), 'i');
 
-export interface AutoReplyEvidence { marked: boolean; subject: boolean; body: boolean }
+export interface AutoReplyEvidence {
+  /** a header only autoresponders set */
+  marked: boolean;
+  /** some header says "sent by a machine" (Auto-Submitted of any kind, Precedence, a null sender) */
+  automated: boolean;
+  subject: boolean;
+  body: boolean;
+}
 
 export function autoReplyEvidence(headers: HeaderField[], text: string): AutoReplyEvidence {
   const has = (name: string) => headers.some((h) => h.name === name);
@@ -27,12 +34,18 @@ export function autoReplyEvidence(headers: HeaderField[], text: string): AutoRep
     precedence.includes('auto_reply') ||
     // Exchange sets this on its Out-of-Office replies, together with the subject prefix checked below.
     (has('x-auto-response-suppress') && has('x-ms-exchange-inbox-rules-loop'));
+  const automated =
+    (autoSubmitted !== '' && !autoSubmitted.startsWith('no')) || /bulk|junk|list|auto/.test(precedence) ||
+    has('x-auto-response-suppress') || /^<\s*>$/.test((headerValue(headers, 'return-path') ?? '').trim());
   const subject = AUTO_REPLY_SUBJECT.test(decodeHeaderValue(headerValue(headers, 'subject') ?? '').trim());
   const body = says('vacation', normalizeForMatch(text)) || /\b(?:i am|i'm|i will be) (?:currently )?(?:out of (?:the )?office|away|on (?:vacation|holiday|leave))/i.test(text);
-  return { marked, subject, body };
+  return { marked, automated, subject, body };
 }
 
-/** A marked reply, or an unmarked one whose subject and text both say it. */
+/**
+ * A marked reply; or an out-of-office subject on a message that is machine-sent or says it is out
+ * of office. A subject alone could be a person writing about their holiday.
+ */
 export function isAutoReply(e: AutoReplyEvidence): boolean {
-  return e.marked || (e.subject && e.body);
+  return e.marked || (e.subject && (e.body || e.automated));
 }

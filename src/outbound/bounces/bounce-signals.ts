@@ -29,12 +29,13 @@ const BOUNCE_TEXT = new RegExp([
   'undeliverable', 'undelivered', 'returned to sender', 'following address(?:es)? (?:had|failed)', 'this is the mail system at',
   'this is the qmail-send program', 'transcript of session follows', 'delivery status notification', 'your message (?:did not reach|was not delivered|could not be delivered|to .* was rejected|has been blocked|was blocked)',
   'mail delivery failed', 'message could not be delivered', 'recipient address rejected', 'smtp error from remote', 'remote host said',
-  'the following (?:message|recipients?|addresses?)', 'did not reach the following', 'failed permanently', 'could not deliver',
-  'non[- ]?delivery', 'giving up on', 'not a member of this (?:mailing )?list', 'error message below', 'trouble delivering', 'returned (?:permanent|temporary) errors?', 'retry timeout exceeded', 'rejected your message', 'message was rejected', 'was rejected by',
+  'the following (?:message|recipients?|address(?:es)?)(?:\\(s\\))? (?:had|has|have|failed|could not|was|were|did not)', 'did not reach the following', 'failed permanently', 'could not deliver',
+  'non[- ]?delivery', 'giving up on', 'not a member of this (?:mailing )?list', 'error message below', 'trouble delivering', 'returned (?:permanent|temporary) errors?', 'retry timeout exceeded', 'rejected your message', '(?:message|mail|recipients?) (?:was|were) rejected',
   'user unknown', 'no such user', 'mailbox (?:is )?(?:full|unavailable)', 'host unknown', 'delivery to the following recipient',
   'i\'m afraid i wasn\'t able', 'unzustellbar', 'konnte nicht zugestellt', 'n.a pas pu .tre remis', 'no se pudo entregar',
-  '送信できませんでした', '配信できませんでした', '届きませんでした', 'delayed', 'still (?:trying|being retried)', 'will (?:continue|keep) (?:trying|to try)',
-  'message (?:has been|was) (?:returned|bounced)', 'bounced', 'diagnostic-code:', 'action: failed', 'status: [45]\\.\\d',
+  '送信できませんでした', '配信できませんでした', '届きませんでした', 'still (?:trying|being retried)', 'will (?:continue|keep) (?:trying|to try)',
+  '(?:delivery|message)(?: to .{1,80}?)? (?:has been|is|was) delayed', 'delayed (?:mail|message|delivery)', 'warning message only',
+  '(?:message|mail) (?:has been|was) (?:returned|bounced)', 'diagnostic-code:', 'action: failed', 'status: [45]\\.\\d',
 ].join('|'), 'i');
 
 // Headers only reports carry.
@@ -48,7 +49,8 @@ export function bounceSignals(headers: HeaderField[], text: string): BounceSigna
   const subject = decodeHeaderValue(headerValue(headers, 'subject') ?? '');
   const returnPath = headerValue(headers, 'return-path');
   if (DAEMON_FROM.test(from)) reasons.push('from');
-  if (BOUNCE_SUBJECT.test(subject)) reasons.push('subject');
+  // "Re: delivery status of my order" is a person talking about delivery, not a report.
+  if (BOUNCE_SUBJECT.test(subject) && !/^\s*(?:re|fwd?|aw|wg|sv|vs|tr|rif)\s*:/i.test(subject)) reasons.push('subject');
   if (BOUNCE_TEXT.test(text)) reasons.push('text');
   // A null reverse path only says "automated": reports and auto-replies share it, so it only counts with others.
   if (returnPath !== null && /^<\s*>$/.test(returnPath.trim())) reasons.push('null-sender');

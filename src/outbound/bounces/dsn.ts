@@ -29,6 +29,8 @@ export interface DeliveryStatusReport {
 
 interface Field { name: string; value: string }
 
+const MAX_RECIPIENTS = 500;
+
 function fieldsOf(text: string): Field[] {
   const out: Field[] = [];
   for (const line of text.split('\n')) {
@@ -68,7 +70,8 @@ export function parseDeliveryStatus(text: string): DeliveryStatusReport {
   const report: DeliveryStatusReport = { reportingMta: null, recipients: [] };
   let current: DsnRecipientFields | null = null;
   const close = () => {
-    if (current && (current.finalRecipient || current.originalRecipient || current.status || current.action)) report.recipients.push(current);
+    // A real report covers one message's recipients; a few hundred is already a mass mailing.
+    if (current && report.recipients.length < MAX_RECIPIENTS && (current.finalRecipient || current.originalRecipient || current.status || current.action)) report.recipients.push(current);
     current = null;
   };
   for (const f of fieldsOf(text)) {

@@ -31,19 +31,41 @@ export interface HintContext {
 
 export interface HintRule {
   name: string;
+  /** whether the report as a whole comes from this software (headers and text only; cached per report) */
+  report?: (c: HintContext) => boolean;
+  /** whether the rule applies to this recipient */
   when?: (c: HintContext) => boolean;
   /** checked in order against the recipient's block; the first match decides */
-  says: [RegExp, BounceReason][];
+  says?: [RegExp, BounceReason][];
   /** a reason that depends on more than one phrase */
   decide?: (c: HintContext) => BounceReason | null;
 }
 
+// A one-report cache of `report` predicates: a report's recipients are classified one after the
+// other, and a report can name hundreds of them.
+let cachedReport: { text: string; headers: HeaderField[] } | null = null;
+const reportMatches = new Map<HintRule, boolean>();
+
+function fromThisSoftware(rule: HintRule, c: HintContext): boolean {
+  if (!rule.report) return true;
+  if (!cachedReport || cachedReport.text !== c.text || cachedReport.headers !== c.headers) {
+    cachedReport = { text: c.text, headers: c.headers };
+    reportMatches.clear();
+  }
+  let yes = reportMatches.get(rule);
+  if (yes === undefined) {
+    yes = rule.report(c);
+    reportMatches.set(rule, yes);
+  }
+  return yes;
+}
+
 export function hintFrom(rules: HintRule[], c: HintContext): BounceReason | null {
   for (const rule of rules) {
-    if (rule.when && !rule.when(c)) continue;
+    if (!fromThisSoftware(rule, c) || (rule.when && !rule.when(c))) continue;
     const decided = rule.decide?.(c);
     if (decided) return decided;
-    for (const [re, reason] of rule.says) if (re.test(c.block)) return reason;
+    for (const [re, reason] of rule.says ?? []) if (re.test(c.block)) return reason;
   }
   return null;
 }

@@ -23,9 +23,11 @@ export interface MimePart {
   inMessage: boolean;
 }
 
-// Limits that keep a hostile report from costing much: bounces nest two or three levels deep.
+// Limits that keep a hostile report from costing much: bounces nest two or three levels deep, and
+// what a report says fits in far less than a megabyte of text per part.
 const MAX_DEPTH = 8;
 const MAX_PARTS = 200;
+const MAX_TEXT_BYTES = 1024 * 1024;
 
 /** Bytes → one string with "\n" line ends, whatever the input used (CRLF, LF or CR only). */
 export function normalizeLineEnds(raw: Buffer): string {
@@ -38,7 +40,7 @@ function splitHeadBody(src: string): { head: string; body: string } {
   if (src.startsWith('\n')) return { head: '', body: src.slice(1) };
   const at = src.indexOf('\n\n');
   if (at < 0) {
-    // Headers only, or a body with no header block: treat it as headers only if every line looks like one.
+    // No empty line: a header block alone if it starts like one, otherwise a body without headers.
     return /^[!-9;-~]+:/.test(src) ? { head: src, body: '' } : { head: '', body: src };
   }
   return { head: src.slice(0, at), body: src.slice(at + 2) };
@@ -62,8 +64,8 @@ export function parseHeaderBlock(head: string): HeaderField[] {
 /** Decodes RFC 2047 words and raw UTF-8 in a header value; never throws. */
 export function decodeHeaderValue(value: string): string {
   let v = value;
-  // Raw 8-bit header bytes are usually UTF-8; keep latin1 when they are not.
-  if (/[\x80-\xff]/.test(v)) v = decodeBytes(Buffer.from(v, 'latin1'), 'utf-8');
+  // Raw 8-bit header bytes are usually UTF-8; decodeBytes keeps latin1 when they are not.
+  if (/[\x80-\xff\x1b]/.test(v)) v = decodeBytes(Buffer.from(v, 'latin1'), undefined);
   try {
     return libmime.decodeWords(v);
   } catch {
@@ -208,9 +210,15 @@ function parseEntity(src: string, depth: number, inMessage: boolean, state: Walk
     return part;
   }
 
-  const bytes = transferDecode(body, cte);
+  // Only text is read; attachments (images, archives) of a returned message are never decoded.
+  if (!isTextual(part.contentType)) return part;
+  const bytes = transferDecode(body.length > MAX_TEXT_BYTES ? body.slice(0, MAX_TEXT_BYTES) : body, cte);
   part.text = decodeBytes(bytes, params.charset);
   return part;
+}
+
+function isTextual(type: string): boolean {
+  return type.startsWith('text/') || /^message\/(?:(?:global-)?delivery-status|feedback-report|disposition-notification|global-headers)$/.test(type);
 }
 
 /** Parses a whole message. Never throws: the worst case is one text part holding everything. */

@@ -40,19 +40,19 @@ export const MTA_RULES: HintRule[] = [
   {
     name: 'PowerMTA',
     when: (c) => 'x-powermta-bouncecategory' in c.dsnExtensions,
-    says: [],
     decide: (c) => POWERMTA_CATEGORIES[(c.dsnExtensions['x-powermta-bouncecategory'] ?? '').trim().toLowerCase()] ?? null,
   },
   {
     // Google Groups answers posts to a group that is gone or closed to the sender with a fixed
     // four-reason explanation (translated), always naming groups.google.com.
     name: 'Google Groups',
-    when: (c) => /@googlegroups\.com$/i.test(c.address ?? '') && /groups\.google\.com/i.test(c.text),
+    report: (c) => /groups\.google\.com/i.test(c.text),
+    when: (c) => /@googlegroups\.com$/i.test(c.address ?? ''),
     says: [[/[\s\S]/, 'rejected']],
   },
   {
     name: 'Gmail',
-    when: (c) => /mailer-daemon@googlemail\.com/i.test(header(c, 'from')) && /technical details of|google tried to deliver/i.test(c.text),
+    report: (c) => /mailer-daemon@googlemail\.com/i.test(header(c, 'from')) && /technical details of|google tried to deliver/i.test(c.text),
     says: [
       [/DNS Error: Could not contact DNS servers|has been delayed|did not accept our requests to connect/i, 'expired'],
       [/DNS Error: (?:Domain name not found|DNS server returned answer with no data)/i, 'hostunknown'],
@@ -67,7 +67,6 @@ export const MTA_RULES: HintRule[] = [
   {
     name: 'Exchange 2003',
     when: (c) => /MSEXCH:/.test(c.block),
-    says: [],
     decide: (c) => {
       const code = /MSEXCH:[^\n]*?\(([0-9A-F]{8})\)/.exec(c.block)?.[1];
       return code ? (EXCHANGE_2003_CODES[code] ?? null) : null;
@@ -76,7 +75,7 @@ export const MTA_RULES: HintRule[] = [
   {
     // qmail and its clones; texts from qmail-remote.c, qmail-local.c and the qmail-ldap patch.
     name: 'qmail',
-    when: (c) => /this is the qmail-send program|\(qmail \d+ invoked/i.test(c.text) || /\(qmail \d+ invoked/i.test(header(c, 'received')),
+    report: (c) => /this is the qmail-send program|\(qmail \d+ invoked/i.test(c.text) || /\(qmail \d+ invoked/i.test(header(c, 'received')),
     says: [
       [/but my name was rejected/i, 'blocked'],
       [/Sorry, I couldn't find a mail exchanger or IP address/i, 'notaccept'],
@@ -94,7 +93,7 @@ export const MTA_RULES: HintRule[] = [
   {
     // Exim: message texts from its deliver.c, route.c, parser.c and transports.
     name: 'Exim',
-    when: (c) => /This message was created automatically by mail delivery software|A message that you sent (?:could not be delivered|has not yet been delivered|was rejected by the local scan|contained one or more recipient addresses)|\(Exim \d/i.test(`${c.text}\n${header(c, 'received')}`),
+    report: (c) => /This message was created automatically by mail delivery software|A message that you sent (?:could not be delivered|has not yet been delivered|was rejected by the local scan|contained one or more recipient addresses)|\(Exim \d/i.test(`${c.text}\n${header(c, 'received')}`),
     says: [
       [/\buser not found\b/i, 'userunknown'],
       [/all host address lookups failed permanently|all relevant MX records point to non-existent hosts|Unrouteable address/i, 'hostunknown'],
@@ -109,14 +108,13 @@ export const MTA_RULES: HintRule[] = [
   {
     // Zoho Mail's own reports ("ERROR_CODE :421", "[Status: Error, Address: <x>, ResponseCode 421, ...]").
     name: 'Zoho',
-    when: (c) => /x-zohomail/i.test(c.headers.map((h) => h.name).join(' ')) || /ERROR_CODE :|\[Status: Error, Address:/.test(c.text),
+    report: (c) => /x-zohomail/i.test(c.headers.map((h) => h.name).join(' ')) || /ERROR_CODE :|\[Status: Error, Address:/.test(c.text),
     says: [[/Host not reachable/i, 'expired']],
   },
   {
     // au (KDDI) EZweb reports; X-SPASIGN: NG marks mail its spam filter refused.
     name: 'EZweb',
-    when: (c) => /Postmaster@(?:ezweb\.ne\.jp|au\.com)/i.test(header(c, 'from')) || header(c, 'subject') === 'Mail System Error - Returned Mail',
-    says: [],
+    report: (c) => /Postmaster@(?:ezweb\.ne\.jp|au\.com)/i.test(header(c, 'from')) || header(c, 'subject') === 'Mail System Error - Returned Mail',
     decide: (c) => {
       if (/^\s*NG\b/i.test(header(c, 'x-spasign'))) return 'filtered';
       if (/The user\(s\) account is (?:disabled|temporarily limited)/i.test(c.text)) return 'suspend';
@@ -134,13 +132,13 @@ export const MTA_RULES: HintRule[] = [
   {
     // DragonFly Mail Agent (dma): fixed strings from its net.c / dma.c.
     name: 'DragonFly',
-    when: (c) => /DragonFly Mail Agent/i.test(c.text) || /DragonFly Mail Agent/i.test(header(c, 'received')),
+    report: (c) => /DragonFly Mail Agent/i.test(c.text) || /DragonFly Mail Agent/i.test(header(c, 'received')),
     says: [[/could not deliver for the last/i, 'expired'], [/dns lookup failure: host /i, 'hostunknown']],
   },
   {
     // OpenSMTPD: failure strings from smtpd/mta.c and queue.c.
     name: 'OpenSMTPD',
-    when: (c) => /This is the MAILER-DAEMON, please DO NOT REPLY/i.test(c.text) || /\(OpenSMTPD\)/.test(header(c, 'received')),
+    report: (c) => /This is the MAILER-DAEMON, please DO NOT REPLY/i.test(c.text) || /\(OpenSMTPD\)/.test(header(c, 'received')),
     says: [
       [/Envelope expired/i, 'expired'],
       [/Could not retrieve credentials/i, 'securityerror'],
@@ -152,7 +150,7 @@ export const MTA_RULES: HintRule[] = [
   {
     // Ipswitch/Progress IMail Server ("Undeliverable Mail" reports).
     name: 'IMail',
-    when: (c) => /^Undeliverable Mail/i.test(header(c, 'subject')) || /^<SMTP32 v/i.test(header(c, 'x-mailer')),
+    report: (c) => /^Undeliverable Mail/i.test(header(c, 'subject')) || /^<SMTP32 v/i.test(header(c, 'x-mailer')),
     says: [
       [/Unknown host/i, 'hostunknown'],
       [/Unknown user|Invalid final delivery userid/i, 'userunknown'],
@@ -165,7 +163,7 @@ export const MTA_RULES: HintRule[] = [
   {
     // IBM/HCL Domino and Lotus Notes name their directory in "not listed" failures.
     name: 'Domino/Notes',
-    when: (c) => /Domino|Notes|Name & Address Book/i.test(c.text),
+    report: (c) => /Domino|Notes|Name & Address Book/i.test(c.text),
     says: [[/not listed in (?:the )?(?:Domino Directory|public Name & Address Book)/i, 'userunknown']],
   },
 ];

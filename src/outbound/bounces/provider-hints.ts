@@ -41,7 +41,6 @@ export const PROVIDER_RULES: HintRule[] = [
       if (m && ORANGE_CODES[m[1]]) return ORANGE_CODES[m[1]];
       return /spf\/dns de votre nom de domaine/i.test(c.block) ? 'authfailure' : null;
     },
-    says: [],
   },
   {
     name: 'GoDaddy',
@@ -89,7 +88,6 @@ export const PROVIDER_RULES: HintRule[] = [
     // Google Workspace relays DNS failures in its own words; 4xx means it will retry.
     name: 'Google Workspace',
     when: (c) => /responded with code NXDOMAIN|Domain name not found|had no relevant answers|Null MX|because the address couldn't be found/i.test(c.block),
-    says: [],
     decide: (c) => {
       if (/because the address couldn't be found/i.test(c.block)) return 'userunknown';
       if (/Null MX/.test(c.block)) return 'notaccept';

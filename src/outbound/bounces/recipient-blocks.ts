@@ -1,3 +1,5 @@
+import { headerValue, type MimePart } from './mime.ts';
+
 /**
  * Splitting a non-standard bounce text into one block per failed recipient. MTAs that do not
  * send RFC 3464 reports still follow one shape: a line that names the recipient (alone, in angle
@@ -8,8 +10,9 @@
 
 export interface RecipientBlock { address: string; text: string }
 
+const MAX_RECIPIENTS = 500;
+
 const ADDR_SRC = String.raw`[A-Za-z0-9.!#$%&'*+/=?^_\`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+`;
-export const ADDRESS_RE = new RegExp(ADDR_SRC);
 
 // A line naming a recipient, captured in group 1. Ordered loosely from the most common shapes.
 const RECIPIENT_LINE: RegExp[] = [
@@ -55,20 +58,33 @@ function recipientOnLine(line: string): string | null {
 export function recipientBlocks(text: string, exclude: ReadonlySet<string>): RecipientBlock[] {
   const lines = text.split('\n');
   const hits: { at: number; address: string }[] = [];
+  const distinct = new Set<string>();
   for (let i = 0; i < lines.length; i++) {
     const a = recipientOnLine(lines[i]);
-    if (a && !exclude.has(a)) hits.push({ at: i, address: a });
+    if (!a || exclude.has(a)) continue;
+    // A report lists a message's recipients; past a few hundred it is a mass mailing or an attack.
+    if (!distinct.has(a) && distinct.size >= MAX_RECIPIENTS) break;
+    distinct.add(a);
+    hits.push({ at: i, address: a });
   }
   if (!hits.length) return [];
+  // A Sendmail transcript tells the SMTP exchange ("While talking to host:", ">>> RCPT To:<x>",
+  // "<<< 550 ...") just before its verdict line for the recipient: those lines belong to it.
+  const starts = hits.map((h, i) => {
+    let at = h.at;
+    const floor = i > 0 ? hits[i - 1].at + 1 : 0;
+    while (at > floor && /^\s*(?:>>>|<<<|\.{3} while talking to|while talking to)/i.test(lines[at - 1])) at--;
+    return at;
+  });
   const byAddress = new Map<string, string[]>();
   for (let h = 0; h < hits.length; h++) {
-    const end = h + 1 < hits.length ? hits[h + 1].at : lines.length;
-    const chunk = lines.slice(hits[h].at, end).join('\n');
+    const end = h + 1 < hits.length ? starts[h + 1] : lines.length;
+    const chunk = lines.slice(starts[h], Math.max(end, hits[h].at + 1)).join('\n');
     const list = byAddress.get(hits[h].address) ?? [];
     list.push(chunk);
     byAddress.set(hits[h].address, list);
   }
-  const lead = lines.slice(0, hits[0].at).join('\n');
+  const lead = lines.slice(0, starts[0]).join('\n');
   return [...byAddress.entries()].map(([address, chunks]) => {
     const own = chunks.join('\n');
     return { address, text: explainsItself(own) ? own : `${own}\n${lead}` };
@@ -85,4 +101,14 @@ export function addressesIn(text: string): string[] {
   const seen = new Set<string>();
   for (const m of text.matchAll(new RegExp(ADDR_SRC, 'g'))) seen.add(m[0].replace(/\.$/, '').toLowerCase());
   return [...seen];
+}
+
+/**
+ * The recipient blocks of a report's text. The report's own From and To (the reporting daemon and
+ * the original sender) are not recipients, unless nothing else is named.
+ */
+export function reportRecipientBlocks(root: MimePart, text: string): RecipientBlock[] {
+  const exclude = new Set([...addressesIn(headerValue(root.headers, 'from') ?? ''), ...addressesIn(headerValue(root.headers, 'to') ?? '')]);
+  const blocks = recipientBlocks(text, exclude);
+  return blocks.length ? blocks : recipientBlocks(text, new Set());
 }

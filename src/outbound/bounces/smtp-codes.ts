@@ -80,13 +80,6 @@ export function findCommand(text: string): SmtpCommand | null {
   return null;
 }
 
-/** Status class implied by a reply code: 2xx, 4xx (transient) or 5xx (permanent). */
-export const classOfReply = (code: number | null): '2' | '4' | '5' | null => {
-  if (code === null) return null;
-  const c = String(code)[0];
-  return c === '2' || c === '4' || c === '5' ? c : null;
-};
-
 /**
  * Which status code to believe when the DSN Status field and the server's own reply disagree.
  * The field is the reporting MTA's summary; the reply is the remote server's. Codes that only say

@@ -66,6 +66,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('dkim_public_key', 'text', (c) => c.notNull())
     .addColumn('verification', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
     .addColumn('verified_at', 'timestamptz')
+    // Sending from the domain is paused (bounce rate too high) until an operator resumes it.
+    .addColumn('paused_at', 'timestamptz')
+    .addColumn('pause_reason', 'text')
     .addColumn('created_at', 'timestamptz', (c) => c.notNull())
     .execute();
 

@@ -1,7 +1,7 @@
 /**
  * `npm run eval`: scores the bounce classifier (src/outbound/bounces) against sisimai's labelled
- * sample set in the shared corpora. A report, not a gate: it exits 0 whatever the figures and ends
- * with "TARGETS MET" or "TARGETS MISSED: …" (only a missing corpus exits 1, with an error).
+ * sample set in the shared corpora. A report, not a gate: it always exits 0 and ends with
+ * "TARGETS MET" or "TARGETS MISSED: …" (also when the corpus is missing, after an error message).
  *   MAILROOM_CORPORA=/path/to/corpora   corpus root (default: ../shared/corpora beside the repo)
  */
 import path from 'node:path';
@@ -16,8 +16,9 @@ const corpora = corporaRoot(repoRoot);
 if (!corpusPresent(corpora)) {
   console.error(`eval: corpus not found: expected ${path.join(corpora, SISIMAI_SET, 'expected.tsv')}.`);
   console.error('Set MAILROOM_CORPORA to the directory that holds sisimai-set-of-emails/ (default: ../shared/corpora beside the repository).');
-  // The one non-zero exit: without the corpus there is no report at all.
-  process.exit(1);
+  // Still a report (exit 0): one that says nothing could be measured.
+  console.log(`TARGETS MISSED: corpus not found at ${corpora}`);
+  process.exit(0);
 }
 
 const started = performance.now();

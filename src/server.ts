@@ -19,6 +19,7 @@ import { createResolver } from './dns/resolver.ts';
 import { Domains } from './outbound/domains.ts';
 import { Outbox } from './outbound/outbox.ts';
 import { Limits } from './outbound/limits.ts';
+import { Unsubscribe } from './outbound/unsubscribe.ts';
 import { Transports } from './outbound/transports.ts';
 import { startSendWorker } from './outbound/worker.ts';
 import { inboxForVerp, startReportWorker } from './outbound/reports.ts';
@@ -86,9 +87,12 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     const transports = new Transports({ config, resolver, inboxes, acceptor, log });
     cleanups.push(async () => transports.close());
     const limits = new Limits(store.db);
-    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, config: config.outbound });
+    const unsubscribe = new Unsubscribe(store.db);
+    // Known once the HTTP server listens (port 0 picks one); links are only made after that.
+    let publicUrl = config.outbound.publicUrl ?? '';
+    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, unsubscribe, publicUrl: () => publicUrl, config: config.outbound });
     await startSendWorker({ store, boss, transports, limits, config, log });
-    await startReportWorker(store, boss, log, config.outbound.bounceRate);
+    await startReportWorker({ store, log, unsubscribe, bounceRate: config.outbound.bounceRate }, boss);
 
     const app = createApi({
       db: store.db,
@@ -98,6 +102,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       domains,
       limits,
       boss,
+      unsubscribe,
       maxSendSize: config.outbound.maxSendSize,
       log,
       health: async () => {
@@ -111,6 +116,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     });
     cleanups.push(() => new Promise<void>((resolve) => { http.close(() => resolve()); (http as any).closeAllConnections?.(); }));
     const httpPort = (http.address() as AddressInfo).port;
+    publicUrl ||= `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${httpPort}`;
 
     const smtp: InboundSmtp = await startSmtpServer({ config, inboxes, acceptor, log, verpInbox: (id) => inboxForVerp(store, id) });
     // Registered last so it stops first: no new mail is accepted while the rest shuts down.

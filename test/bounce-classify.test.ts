@@ -267,9 +267,11 @@ describe('classifySmtpReply', () => {
   }
 });
 
+// $MAILROOM_CORPORA, ../shared/corpora beside the repository, or the shared tree at /work/shared.
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const corpora = corporaRoot(repoRoot);
-const skipCorpus: boolean | string = corpusPresent(corpora) ? false : `sisimai corpus not found under ${corpora} (set MAILROOM_CORPORA)`;
+const candidates = [corporaRoot(repoRoot), '/work/shared/corpora'];
+const corpora = candidates.find(corpusPresent) ?? candidates[0];
+const skipCorpus: boolean | string = corpusPresent(corpora) ? false : `sisimai corpus not found (looked in ${candidates.join(', ')}; set MAILROOM_CORPORA)`;
 
 describe('sisimai corpus', () => {
   test('detection, reason, not-bounce and auto-reply targets', { skip: skipCorpus, timeout: 20_000 }, async () => {

@@ -19,6 +19,8 @@ import type { Outbox } from '../outbound/outbox.ts';
 import type { Domains } from '../outbound/domains.ts';
 import type { Limits } from '../outbound/limits.ts';
 import { limitRoutes } from './routes/limits.ts';
+import { unsubscribeRoutes } from './routes/unsubscribe.ts';
+import type { Unsubscribe } from '../outbound/unsubscribe.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
@@ -28,6 +30,7 @@ export interface ApiDeps {
   domains: Domains;
   limits: Limits;
   boss: PgBoss;
+  unsubscribe: Unsubscribe;
   /** Largest composed message the send API accepts; its JSON body (base64) may be a third larger. */
   maxSendSize: number;
   log: Logger;
@@ -67,6 +70,9 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
     const h = await deps.health().catch(() => ({ ok: false, engine: 'unknown' }));
     return c.json({ status: h.ok ? 'ok' : 'unavailable', engine: h.engine }, h.ok ? 200 : 503);
   });
+
+  // Outside /v1: a recipient following a List-Unsubscribe link has no token, and needs none.
+  unsubscribeRoutes(app, deps.unsubscribe);
 
   // Send requests carry attachments in base64; everything else is small.
   const sendBody = Math.ceil(deps.maxSendSize * 1.4) + 64 * 1024;

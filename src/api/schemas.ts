@@ -12,7 +12,7 @@ const Metadata = z.record(z.string(), z.unknown());
 export const Inbox = z
   .object({
     id: z.string(), address: z.string(), username: z.string(), domain: z.string(), display_name: z.string().nullable(),
-    metadata: Metadata, client_id: z.string().nullable(), created_at: z.string(), updated_at: z.string(),
+    metadata: Metadata, client_id: z.string().nullable(), marketing: z.boolean(), created_at: z.string(), updated_at: z.string(),
   })
   .openapi('Inbox');
 
@@ -26,6 +26,7 @@ export const CreateInbox = z
     display_name: z.string().max(200).refine(noControl, 'must not contain line breaks').nullable().optional(),
     metadata: Metadata.optional(),
     client_id: z.string().min(1).max(200).optional().openapi({ description: 'Idempotency: the same client_id returns the same inbox.' }),
+    marketing: z.boolean().optional().openapi({ description: 'Put List-Unsubscribe (RFC 8058 one-click) on everything sent from this inbox.' }),
   })
   .strict()
   .openapi('CreateInbox');
@@ -34,6 +35,7 @@ export const UpdateInbox = z
   .object({
     display_name: z.string().max(200).refine(noControl, 'must not contain line breaks').nullable().optional(),
     metadata: Metadata.optional(),
+    marketing: z.boolean().optional(),
   })
   .strict()
   .openapi('UpdateInbox');
@@ -128,6 +130,7 @@ export const SendMessage = z
     dedupe: z.object({ campaign: z.string().min(1).max(200), intent: z.string().min(1).max(200) }).strict().optional()
       .openapi({ description: 'Without a key: dedupe on inbox + recipients + campaign + intent.' }),
     trace_id: z.string().min(1).max(200).optional().openapi({ description: 'Carried on every event of this message.' }),
+    marketing: z.boolean().optional().openapi({ description: 'Add List-Unsubscribe with one-click (RFC 8058); the default is the inbox setting. Takes exactly one recipient.' }),
   })
   .strict()
   .openapi('SendMessage');

@@ -41,6 +41,7 @@ const EnvSchema = z.object({
   MAILROOM_SEND_LIFETIME_HOURS: z.coerce.number().positive().default(72),
   MAILROOM_MAX_SEND_SIZE: bytes.default(10 * 1024 * 1024),
   MAILROOM_SEND_RETRY_BASE_SECONDS: z.coerce.number().positive().default(60),
+  MAILROOM_PUBLIC_URL: z.string().url().optional(),
   MAILROOM_BOUNCE_RATE_THRESHOLD: z.coerce.number().min(0).max(1).default(0.05),
   MAILROOM_BOUNCE_RATE_MIN_SENDS: z.coerce.number().int().min(1).default(50),
   MAILROOM_BOUNCE_RATE_WINDOW_HOURS: z.coerce.number().positive().default(24),
@@ -86,6 +87,8 @@ export interface Config {
     bounceRate: { threshold: number; minSends: number; windowHours: number };
     /** How often mail held by a paused domain looks again whether it was resumed. */
     throttleRecheckSeconds: number;
+    /** Base URL recipients reach the HTTP server at (one-click unsubscribe links); default http://host:port. */
+    publicUrl?: string;
   };
 }
 
@@ -130,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retryBaseSeconds: e.MAILROOM_SEND_RETRY_BASE_SECONDS,
       bounceRate: { threshold: e.MAILROOM_BOUNCE_RATE_THRESHOLD, minSends: e.MAILROOM_BOUNCE_RATE_MIN_SENDS, windowHours: e.MAILROOM_BOUNCE_RATE_WINDOW_HOURS },
       throttleRecheckSeconds: e.MAILROOM_THROTTLE_RECHECK_SECONDS,
+      publicUrl: e.MAILROOM_PUBLIC_URL?.replace(/\/+$/, ''),
     },
   };
 }

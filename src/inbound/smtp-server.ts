@@ -13,6 +13,7 @@ import type { ReceiptEnvelope } from './receipts.ts';
 import { classifyRecipient } from './recipient-policy.ts';
 import { receivedHeader } from './trace.ts';
 import { parseVerp } from '../outbound/verp.ts';
+import { parseUnsubscribeAddress } from '../outbound/unsubscribe.ts';
 
 /**
  * Inbound SMTP (smtp-server). This file owns the protocol edge: recipient policy, limits, and the
@@ -97,8 +98,11 @@ export async function startSmtpServer(deps: {
       }
       // A VERP return path of ours (bounces+msg_…@domain) is delivered to the inbox that sent
       // that message: the report reaches the agent, and the outbound side applies it.
+      // So is a mailto: unsubscribe (unsubscribe+msg_….<mac>@domain): it names the message it is about.
       const verp = parseVerp(address.address);
-      (verp ? verpInbox(verp.messageId) : inboxes.idForAddress(cls.username, cls.domain)).then(
+      const unsubscribe = parseUnsubscribeAddress(address.address);
+      const about = verp?.messageId ?? unsubscribe?.split('.')[0] ?? null;
+      (about ? verpInbox(about) : inboxes.idForAddress(cls.username, cls.domain)).then(
         (inboxId) => {
           if (!inboxId) return callback(smtpError(550, `5.1.1 <${address.address}>: no such mailbox here`));
           session.mailroom ??= { inboxes: new Map() };

@@ -16,6 +16,8 @@ export interface InboxView {
   display_name: string | null;
   metadata: Record<string, unknown>;
   client_id: string | null;
+  /** Everything sent from it carries List-Unsubscribe (one-click). */
+  marketing: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -28,6 +30,7 @@ export const toInboxView = (r: InboxRow): InboxView => ({
   display_name: r.display_name,
   metadata: r.metadata,
   client_id: r.client_id,
+  marketing: Boolean(r.marketing),
   created_at: r.created_at.toISOString(),
   updated_at: r.updated_at.toISOString(),
 });
@@ -38,6 +41,7 @@ export interface CreateInboxInput {
   display_name?: string | null;
   metadata?: Record<string, unknown>;
   client_id?: string;
+  marketing?: boolean;
 }
 
 const isUniqueViolation = (err: unknown, constraint?: string) =>
@@ -96,6 +100,7 @@ export class Inboxes {
             display_name: input.display_name ?? null,
             metadata: JSON.stringify(input.metadata ?? {}),
             client_id: input.client_id ?? null,
+            marketing: input.marketing ?? false,
             created_at: now,
             updated_at: now,
           })
@@ -144,13 +149,14 @@ export class Inboxes {
     return row;
   }
 
-  async update(p: Principal, id: string, patch: { display_name?: string | null; metadata?: Record<string, unknown> }): Promise<InboxView> {
+  async update(p: Principal, id: string, patch: { display_name?: string | null; metadata?: Record<string, unknown>; marketing?: boolean }): Promise<InboxView> {
     await this.#visibleRow(p, id);
     const row = await this.#db
       .updateTable('inboxes')
       .set({
         ...(patch.display_name !== undefined ? { display_name: patch.display_name } : {}),
         ...(patch.metadata !== undefined ? { metadata: JSON.stringify(patch.metadata) } : {}),
+        ...(patch.marketing !== undefined ? { marketing: patch.marketing } : {}),
         updated_at: new Date(),
       })
       .where('id', '=', id)

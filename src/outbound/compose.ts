@@ -40,7 +40,12 @@ const RESERVED_X = new Set(['x-mailroom-trace-id']);
 
 const BASE64 = /^[A-Za-z0-9+/\r\n]*={0,2}[\r\n]*$/;
 
-export async function compose(content: SendContent, from: Mailbox, threading: Threading, opts: { maxSize: number; traceId: string; date?: Date }): Promise<Composed> {
+export async function compose(
+  content: SendContent,
+  from: Mailbox,
+  threading: Threading,
+  opts: { maxSize: number; traceId: string; date?: Date; /** Mailroom's own headers (List-Unsubscribe…), never the caller's. */ extraHeaders?: (recipients: Composed['recipients']) => Promise<Record<string, string>> },
+): Promise<Composed> {
   const recipients: Composed['recipients'] = [];
   const seen = new Set<string>();
   for (const kind of ['to', 'cc', 'bcc'] as const) {
@@ -82,6 +87,7 @@ export async function compose(content: SendContent, from: Mailbox, threading: Th
   if (approx > opts.maxSize) throw new MailroomError('message_too_large', `the message would be about ${Math.round(approx)} bytes; the limit is ${opts.maxSize}`);
 
   const messageId = `<${ulid().toLowerCase()}@${domainOf(from.address)}>`;
+  const extra = opts.extraHeaders ? await opts.extraHeaders(recipients) : {};
   const mail = new MailComposer({
     from,
     to: recipients.filter((r) => r.kind === 'to'),
@@ -95,7 +101,7 @@ export async function compose(content: SendContent, from: Mailbox, threading: Th
     date: opts.date ?? new Date(),
     inReplyTo: threading.inReplyTo ?? undefined,
     references: threading.references.length ? threading.references : undefined,
-    headers: { ...headers, 'X-Mailroom-Trace-Id': opts.traceId },
+    headers: { ...headers, ...extra, 'X-Mailroom-Trace-Id': opts.traceId },
   });
   return new Promise<Composed>((resolve, reject) => {
     mail.compile().build((err, raw) => {

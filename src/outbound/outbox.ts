@@ -20,6 +20,7 @@ import type { Domains } from './domains.ts';
 import type { Limits } from './limits.ts';
 import { suppressedFor } from './suppressions.ts';
 import { verpAddress } from './verp.ts';
+import type { Unsubscribe } from './unsubscribe.ts';
 
 /**
  * The send API's domain side: validate and compose, then store the message and queue its delivery
@@ -34,6 +35,8 @@ export interface SendRequest extends SendContent {
   /** Without a key: dedupe on hash(inbox + recipients + campaign + intent). */
   dedupe?: { campaign: string; intent: string };
   trace_id?: string;
+  /** List-Unsubscribe (one-click); the inbox's setting when absent. */
+  marketing?: boolean;
 }
 
 export interface RecipientView {
@@ -88,6 +91,9 @@ export interface OutboxDeps {
   messages: Messages;
   domains: Domains;
   limits: Limits;
+  unsubscribe: Unsubscribe;
+  /** Where recipients reach this server over HTTP (one-click unsubscribe links). */
+  publicUrl: () => string;
   config: Config['outbound'];
 }
 
@@ -132,7 +138,18 @@ export class Outbox {
     const now = new Date();
     const traceId = req.trace_id ?? newId('trc');
     const from: Mailbox = { address: inbox.address, name: inbox.display_name ?? '' };
-    const composed = await compose(req, from, reply?.threading ?? { inReplyTo: null, references: [] }, { maxSize: config.maxSendSize, traceId, date: now });
+    const id = newId('msg');
+    const marketing = req.marketing ?? inbox.marketing;
+    const composed = await compose(req, from, reply?.threading ?? { inReplyTo: null, references: [] }, {
+      maxSize: config.maxSendSize, traceId, date: now,
+      extraHeaders: marketing
+        ? async (recipients) => {
+          // The unsubscribe token names one message and so one recipient: bulk mail is one message per person.
+          if (recipients.length !== 1) throw new MailroomError('invalid_request', 'a marketing send (List-Unsubscribe) takes exactly one recipient');
+          return this.#d.unsubscribe.headers(id, inbox.domain, this.#d.publicUrl());
+        }
+        : undefined,
+    });
 
     if (headerKey !== undefined && req.idempotency_key !== undefined && headerKey !== req.idempotency_key) {
       throw new MailroomError('invalid_request', 'the Idempotency-Key header and idempotency_key differ');
@@ -167,7 +184,6 @@ export class Outbox {
     const attachmentShas: string[] = [];
     for (const a of parsed.attachments) attachmentShas.push(await blobs.put(a.content));
 
-    const id = newId('msg');
     const jobId = randomUUID();
     try {
       await db.transaction().execute(async (trx) => {

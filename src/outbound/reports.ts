@@ -9,6 +9,7 @@ import { addSuppression } from './suppressions.ts';
 import { checkBounceRate } from './throttle.ts';
 import type { Config } from '../config/config.ts';
 import { parseVerp } from './verp.ts';
+import { parseUnsubscribeAddress, type Unsubscribe } from './unsubscribe.ts';
 
 /**
  * Asynchronous reports about mail we sent: a DSN that arrives hours later, an ARF complaint from a
@@ -20,12 +21,21 @@ import { parseVerp } from './verp.ts';
  */
 export interface ReportJob { message_ids: string[] }
 
-export async function applyReport(store: Store, inboundId: string, log: Logger, bounceRate: Config['outbound']['bounceRate']): Promise<BounceVerdict['kind'] | 'unmatched' | null> {
+export interface ReportDeps { store: Store; log: Logger; unsubscribe: Unsubscribe; bounceRate: Config['outbound']['bounceRate'] }
+
+export async function applyReport(deps: ReportDeps, inboundId: string): Promise<BounceVerdict['kind'] | 'unmatched' | 'unsubscribe' | null> {
+  const { store, log, bounceRate } = deps;
   const { db, blobs } = store;
   const msg = await db.selectFrom('messages').innerJoin('deliveries', 'deliveries.id', 'messages.id').innerJoin('receipts', 'receipts.id', 'deliveries.receipt_id')
     .select(['messages.id', 'messages.inbox_id', 'deliveries.rcpt_to', 'receipts.raw_sha256', 'receipts.trace_size'])
     .where('messages.id', '=', inboundId).executeTakeFirst();
   if (!msg) return null;
+  // A mail to unsubscribe+<token>@ is a mailto: unsubscribe (RFC 2369); its content does not matter.
+  const unsubscribeToken = parseUnsubscribeAddress(msg.rcpt_to);
+  if (unsubscribeToken) {
+    if (!(await deps.unsubscribe.apply(unsubscribeToken, 'mailto'))) log.info({ message: inboundId }, 'a mailto: unsubscribe carried an invalid token');
+    return 'unsubscribe';
+  }
   const raw = await blobs.get(msg.raw_sha256);
   if (!raw) throw new Error(`raw message ${msg.raw_sha256} of ${inboundId} is missing from the blob store`);
   const verdict = await classifyBounce(raw.subarray(msg.trace_size));
@@ -68,6 +78,8 @@ export async function applyReport(store: Store, inboundId: string, log: Logger, 
         continue;
       }
       if (r!.status === 'bounced') continue; // already applied
+      // A mixed report lists recipients still being retried too (status 4.x.x): not a bounce yet.
+      if (v?.status?.startsWith('4')) continue;
       const hard = v?.hard ?? true;
       const reason = v?.reason ?? 'undefined';
       const response = (v?.diagnostic ?? v?.status ?? 'asynchronous bounce').slice(0, 500);
@@ -87,9 +99,9 @@ export async function applyReport(store: Store, inboundId: string, log: Logger, 
   return verdict.kind;
 }
 
-export async function startReportWorker(store: Store, boss: PgBoss, log: Logger, bounceRate: Config['outbound']['bounceRate']): Promise<void> {
+export async function startReportWorker(deps: ReportDeps, boss: PgBoss): Promise<void> {
   await boss.work<ReportJob>(QUEUES.report, { batchSize: 4, pollingIntervalSeconds: 1 }, async (jobs) => {
-    for (const job of jobs) for (const id of job.data.message_ids ?? []) await applyReport(store, id, log, bounceRate);
+    for (const job of jobs) for (const id of job.data.message_ids ?? []) await applyReport(deps, id);
   });
 }
 

@@ -14,8 +14,8 @@ export function parseVerp(address: string): { messageId: string; domain: string 
 }
 
 /**
- * Whether received mail may be a report about mail we sent (a DSN, an ARF complaint, an
+ * Whether received mail may be a report (or a mailto: unsubscribe request, RFC 2369) about mail we sent (a DSN, an ARF complaint, an
  * auto-reply): it came to a VERP address, or with the null reverse-path that RFC 3464 §2 and RFC
  * 5321 §4.5.5 require of delivery reports. Only these are run through the bounce classifier.
  */
-export const mayBeReport = (mailFrom: string, rcptTo: string): boolean => mailFrom === '' || parseVerp(rcptTo) !== null;
+export const mayBeReport = (mailFrom: string, rcptTo: string): boolean => mailFrom === '' || parseVerp(rcptTo) !== null || /^unsubscribe\+/i.test(rcptTo);

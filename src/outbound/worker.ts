@@ -20,8 +20,8 @@ import type { Attempt, Transports } from './transports.ts';
  *   1. recipients that are due are checked against the suppression list, then against the shared
  *      rate limits (limits.ts); what the budgets admit is marked `sending`, in one commit;
  *   2. the admitted recipients are handed to the transports;
- *   3. the outcomes are committed with their events: sent, bounced (5xx, which also suppresses the
- *      address), deferred (4xx, network) with its next attempt time.
+ *   3. the outcomes are committed with their events: sent, bounced (5xx; a hard bounce — the address
+ *      is dead — also suppresses it), deferred (4xx, network) with its next attempt time.
  * Each run ends by scheduling the next run at the earliest time a recipient is due again, in the
  * same commit. Exactly one job is live per message (`outbound.job_id`); any other is stale and exits,
  * so two runs never work on one message at once.
@@ -37,6 +37,8 @@ export interface SendJob { message_id: string }
 export interface SendDeps { store: Store; boss: PgBoss; transports: Transports; limits: Limits; config: Config; log: Logger }
 
 const MAX_RETRY_DELAY_SECONDS = 3600;
+/** Bounce reasons that mean the address itself is dead (sisimai's hard bounces): these are suppressed. */
+export const HARD_REASONS: ReadonlySet<string> = new Set(['userunknown', 'hostunknown', 'hasmoved', 'notaccept']);
 /** Jobs run this many at a time per process: a send is mostly waiting on a remote server. */
 export const SEND_CONCURRENCY = 8;
 
@@ -124,9 +126,12 @@ export async function processSend(deps: SendDeps, messageId: string, jobId: stri
         await trx.updateTable('outbound_recipients').set({ ...common, status: 'sent', sent_at: done, next_attempt_at: null }).where('id', '=', r.id).execute();
         events.push({ type: 'message.sent', ...base, data: { recipient: r.address, transport: a.transport, response: a.response } });
       } else if (a.outcome === 'bounced') {
+        // A 5xx ends this message for this recipient. It is a hard bounce — the address is dead and is
+        // suppressed — only when the reason says so; "rejected as spam" is about this message, not the address.
         const { reason } = classifySmtpReply(a.code ?? 550, a.status, a.response);
-        await trx.updateTable('outbound_recipients').set({ ...common, status: 'bounced', bounce_type: 'hard', bounce_reason: reason, next_attempt_at: null }).where('id', '=', r.id).execute();
-        events.push({ type: 'message.bounced', ...base, data: { recipient: r.address, type: 'hard', reason, code: a.code, status: a.status, response: a.response, synchronous: true } });
+        const type = HARD_REASONS.has(reason) ? 'hard' : 'soft';
+        await trx.updateTable('outbound_recipients').set({ ...common, status: 'bounced', bounce_type: type, bounce_reason: reason, next_attempt_at: null }).where('id', '=', r.id).execute();
+        events.push({ type: 'message.bounced', ...base, data: { recipient: r.address, type, reason, code: a.code, status: a.status, response: a.response, synchronous: true } });
       } else if (nextAt >= new Date(o.expires_at)) {
         await trx.updateTable('outbound_recipients').set({ ...common, status: 'failed', next_attempt_at: null }).where('id', '=', r.id).execute();
         events.push({ type: 'message.failed', ...base, data: { recipient: r.address, reason: 'lifetime_exceeded', last_response: a.response } });
@@ -140,7 +145,7 @@ export async function processSend(deps: SendDeps, messageId: string, jobId: stri
     // A hard bounce suppresses the address everywhere (and cancels what is queued to it): the
     // mailbox does not exist or refuses us, and every later send would hurt the domain's reputation.
     for (const [i, e] of events.entries()) {
-      if (e.type !== 'message.bounced') continue;
+      if (e.type !== 'message.bounced' || e.data!.type !== 'hard') continue;
       await addSuppression(trx, { address: String(e.data!.recipient), scope: 'global', reason: 'hard_bounce', detail: String(e.data!.response).slice(0, 500), sourceEventId: ids[i] }, done);
     }
     if (events.some((e) => e.type === 'message.bounced')) await checkBounceRate(trx, o.domain, config.outbound.bounceRate, done);

@@ -18,6 +18,7 @@ export interface InboxTable {
   display_name: string | null;
   metadata: Json<Record<string, unknown>>;
   client_id: string | null;
+  marketing: Generated<boolean>;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted_at: Timestamp | null;

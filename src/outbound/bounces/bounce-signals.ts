@@ -49,8 +49,9 @@ export function bounceSignals(headers: HeaderField[], text: string): BounceSigna
   const subject = decodeHeaderValue(headerValue(headers, 'subject') ?? '');
   const returnPath = headerValue(headers, 'return-path');
   if (DAEMON_FROM.test(from)) reasons.push('from');
-  // "Re: delivery status of my order" is a person talking about delivery, not a report.
-  if (BOUNCE_SUBJECT.test(subject) && !/^\s*(?:re|fwd?|aw|wg|sv|vs|tr|rif)\s*:/i.test(subject)) reasons.push('subject');
+  // "Re: delivery status of my order" is a person replying about a delivery, not a report (a
+  // forwarded report, "Fwd: Returned mail", still is one).
+  if (BOUNCE_SUBJECT.test(subject) && !/^\s*(?:re|aw|sv|vs|rif)\s*:/i.test(subject)) reasons.push('subject');
   if (BOUNCE_TEXT.test(text)) reasons.push('text');
   // A null reverse path only says "automated": reports and auto-replies share it, so it only counts with others.
   if (returnPath !== null && /^<\s*>$/.test(returnPath.trim())) reasons.push('null-sender');

@@ -19,6 +19,7 @@ export function clipDiagnostic(s: string | null): string | null {
 const SERVER_WORDS = /(?:said|says|responded|reply|response|error|diagnostic[- ]code)\s*:|(?:^|\s)[245]\d\d[\s-]|(?<![\d.])[245]\.\d{1,3}\.\d{1,3}(?![\d])|<<<|\(reason:/i;
 
 export function diagnosticFromBlock(block: string, address: string | null): string | null {
+  if (!block.trim()) return null;
   const lines = block.split('\n').map((l) => l.trim()).filter(Boolean);
   // Drop the line that only names the recipient.
   const body = lines.filter((l) => !(address && l.replace(/[<>:"]/g, '').trim().toLowerCase() === address));

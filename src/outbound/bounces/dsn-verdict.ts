@@ -53,7 +53,7 @@ export function fromDeliveryStatus(fields: DsnRecipientFields[], root: MimePart,
     if (reason === 'onhold' && !diag && !f.statusComment) reason = 'undefined';
     const r: BouncedRecipient = {
       address, status, reply_code: replyCode, reason, hard: isHardBounce(reason, status, replyCode, words),
-      diagnostic: clipDiagnostic(diag) ?? (block ? diagnosticFromBlock(block.text, address) : null),
+      diagnostic: clipDiagnostic(diag) ?? clipDiagnostic(f.statusComment) ?? diagnosticFromBlock(block?.text ?? (fields.length === 1 ? text : ''), address),
     };
     undelivered.push({ r, delayed: action === 'delayed' });
   }

@@ -121,6 +121,8 @@ export function decodeBytes(bytes: Buffer, charset: string | undefined): string 
   let label = (charset ?? '').trim().toLowerCase();
   // Japanese MTAs send ISO-2022-JP without declaring it; its escape sequences (ESC $ B, ESC ( B) give it away.
   if ((!label || label === 'us-ascii' || label === 'ascii') && /\x1b[$(][@BJ]/.test(bytes.toString('latin1'))) label = 'iso-2022-jp';
+  // A 7-bit charset cannot carry 8-bit bytes: such a part was re-encoded (to UTF-8, usually) on its way.
+  if (/^(?:iso-2022-|us-ascii$|ascii$)/.test(label) && bytes.some((b) => b > 0x7f)) label = '';
   if (label && label !== 'us-ascii' && label !== 'ascii') {
     try {
       return new TextDecoder(label).decode(bytes);

@@ -66,10 +66,12 @@ function quotedHeaders(text: string): HeaderField[] | null {
 
 export function originalMessage(root: MimePart, reportText: string): OriginalMessage {
   for (const p of allParts(root)) {
-    if (p.inMessage && !looksLikeMessageHeader(p.headers)) continue;
-    // The first part inside a message/rfc822 container is the returned message itself.
-    if (p.inMessage && looksLikeMessageHeader(p.headers)) return fromHeaders(p.headers);
-    if (!p.inMessage && p.contentType === 'text/rfc822-headers') {
+    if (p.inMessage) {
+      // The first entity inside a message/rfc822 part that has message headers is the returned message.
+      if (looksLikeMessageHeader(p.headers)) return fromHeaders(p.headers);
+      continue;
+    }
+    if (p.contentType === 'text/rfc822-headers') {
       const h = parseHeaderBlock(p.text.replace(/^\n+/, ''));
       if (looksLikeMessageHeader(h)) return fromHeaders(h);
     }

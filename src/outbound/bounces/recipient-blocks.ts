@@ -103,12 +103,18 @@ export function addressesIn(text: string): string[] {
   return [...seen];
 }
 
+// Role mailboxes a report asks the reader to contact ("contact: postmaster@example.net").
+const CONTACT_ROLE = /^(?:postmaster|mailer-daemon|abuse|hostmaster|webmaster|help|support|noreply|no-reply)@/;
+
 /**
  * The recipient blocks of a report's text. The report's own From and To (the reporting daemon and
- * the original sender) are not recipients, unless nothing else is named.
+ * the original sender) are not recipients, unless nothing else is named; nor are role mailboxes
+ * named next to real recipients, which are contacts.
  */
 export function reportRecipientBlocks(root: MimePart, text: string): RecipientBlock[] {
   const exclude = new Set([...addressesIn(headerValue(root.headers, 'from') ?? ''), ...addressesIn(headerValue(root.headers, 'to') ?? '')]);
   const blocks = recipientBlocks(text, exclude);
-  return blocks.length ? blocks : recipientBlocks(text, new Set());
+  const found = blocks.length ? blocks : recipientBlocks(text, new Set());
+  const people = found.filter((b) => !CONTACT_ROLE.test(b.address));
+  return people.length ? people : found;
 }

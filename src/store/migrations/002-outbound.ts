@@ -6,6 +6,8 @@ import { sql, type Kysely } from 'kysely';
  * that every state change is written to (the events issue adds readers: webhooks, SSE, MCP).
  */
 export async function up(db: Kysely<any>): Promise<void> {
+  // Marketing inboxes put List-Unsubscribe (RFC 8058 one-click) on everything they send.
+  await db.schema.alterTable('inboxes').addColumn('marketing', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
   await db.schema
     .createTable('outbound')
     .addColumn('id', 'text', (c) => c.primaryKey()) // = messages.id of the stored outbound message

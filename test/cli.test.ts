@@ -72,6 +72,35 @@ for (const engine of ENGINES) {
       assert.ok(raw.stdout.endsWith(data.toString('latin1')));
     });
 
+    test('domain add prints the DNS records to publish; domain list / show; send queues a message', async () => {
+      const added = await cli(['domain', 'add', 'Example.ORG'], env);
+      assert.equal(added.code, 0, added.stderr);
+      assert.match(added.stdout, /^example\.org  not verified/m);
+      assert.match(added.stdout, /TXT mr\d{6}\._domainkey\.example\.org  v=DKIM1; k=rsa; p=[A-Za-z0-9+/]+=*/);
+      assert.match(added.stdout, /TXT _dmarc\.example\.org  v=DMARC1; p=none/);
+      assert.match(added.stdout, /MX  example\.org  10  mx\.mailroom\.test/);
+      const shown = JSON.parse((await cli(['domain', 'show', 'example.org', '--json'], env)).stdout);
+      assert.equal(shown.name, 'example.org');
+      assert.equal(shown.records.length, 4);
+      const list = await cli(['domain', 'list'], env);
+      assert.match(list.stdout, /example\.org/);
+      assert.match(list.stdout, /mailroom\.test/, 'served domains have a key from the first start');
+      const bad = await cli(['domain', 'add', 'not a domain'], env);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /invalid_request/);
+
+      const inbox = JSON.parse((await cli(['inbox', 'create', '--username', 'cli-sender', '--json'], env)).stdout);
+      const sent = await cli(['send', inbox.id, '--to', 'someone@example.org', '--subject', 'hi', '--text', 'hello', '--idempotency-key', 'cli-1', '--json'], env);
+      assert.equal(sent.code, 0, sent.stderr);
+      const msg = JSON.parse(sent.stdout);
+      assert.equal(msg.delivery.status, 'queued');
+      const again = JSON.parse((await cli(['send', inbox.id, '--to', 'someone@example.org', '--subject', 'hi', '--text', 'hello', '--idempotency-key', 'cli-1', '--json'], env)).stdout);
+      assert.equal(again.id, msg.id, 'the same idempotency key sends once');
+      const refused = await cli(['send', inbox.id, '--to', 'not-an-address'], env);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /invalid_address/);
+    });
+
     test('token create / list / revoke; a restricted token works from the CLI', async () => {
       const inbox = JSON.parse((await cli(['inbox', 'create', '--username', 'cli-token', '--json'], env)).stdout);
       const made = await cli(['token', 'create', '--scope', 'inboxes:read', '--scope', 'messages:read', '--inbox', inbox.id, '--name', 'reader', '--json'], env);

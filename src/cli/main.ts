@@ -16,6 +16,9 @@ Usage:
   mailroom token create --scope S [--scope S …] [--inbox ID …] [--name N]
   mailroom token list
   mailroom token revoke <token_id>
+  mailroom domain add <domain>                     DKIM key + the DNS records to publish
+  mailroom domain list | show <domain> | verify <domain> | resume <domain>
+  mailroom send <inbox_id> --to A [--to A …] [--subject S] [--text T] [--idempotency-key K]
 
 Every command but serve talks to a running server: MAILROOM_URL (default http://127.0.0.1:8080) with
 MAILROOM_TOKEN (default: $MAILROOM_DATA_DIR/admin-token). Add --json for machine-readable output.
@@ -36,9 +39,26 @@ const OPTIONS = {
   scope: { type: 'string', multiple: true },
   inbox: { type: 'string', multiple: true },
   name: { type: 'string' },
+  to: { type: 'string', multiple: true },
+  subject: { type: 'string' },
+  text: { type: 'string' },
+  'idempotency-key': { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
 class UsageError extends Error {}
+
+/** A domain and the records to publish, as a person reads them. */
+function domainText(d: any): string {
+  const v = d.verification ?? {};
+  return [
+    `${d.name}  ${d.verified ? 'verified' : 'not verified'}${d.paused_at ? `  PAUSED: ${d.pause_reason}` : ''}`,
+    '',
+    'Publish these DNS records:',
+    ...d.records.map((r: any) => `  ${r.type.padEnd(3)} ${r.name}${r.priority !== undefined ? `  ${r.priority}` : ''}  ${r.value}${v[r.purpose === 'inbound' ? 'mx' : r.purpose] ? `   [${v[r.purpose === 'inbound' ? 'mx' : r.purpose]}]` : ''}`),
+    '',
+    `Then: mailroom domain verify ${d.name}`,
+  ].join('\n');
+}
 
 function need(v: string | undefined, what: string): string {
   if (!v) throw new UsageError(`missing ${what}`);
@@ -69,7 +89,8 @@ export async function main(argv: string[]): Promise<number> {
     return group || o.help ? 0 : 2;
   }
   try {
-    switch (`${group} ${action ?? ''}`.trim()) {
+    // `send` takes its inbox as the next word; every other command is a group and an action.
+    switch (group === 'send' ? 'send' : `${group} ${action ?? ''}`.trim()) {
       case 'serve':
         // Loaded on demand: the client commands stay quick to start (no database modules).
         return await (await import('./serve.ts')).serveCommand();
@@ -158,6 +179,37 @@ export async function main(argv: string[]): Promise<number> {
         const t = await request('DELETE', `/v1/tokens/${encodeURIComponent(need(arg, 'token id'))}`);
         if (o.json) json(t);
         else out(`revoked ${t.id}`);
+        return 0;
+      }
+      case 'domain add':
+      case 'domain show':
+      case 'domain verify':
+      case 'domain resume': {
+        const name = need(arg, 'domain');
+        const d = action === 'add' ? await request('POST', '/v1/domains', { name })
+          : action === 'show' ? await request('GET', `/v1/domains/${encodeURIComponent(name)}`)
+          : await request('POST', `/v1/domains/${encodeURIComponent(name)}/${action}`);
+        if (o.json) json(d);
+        else out(domainText(d));
+        return 0;
+      }
+      case 'domain list': {
+        const list = await request('GET', '/v1/domains');
+        if (o.json) json(list);
+        else out(table(list.data.map((d: any) => ({ ...d, paused: d.paused_at ? 'paused' : '' })), ['name', 'dkim_selector', 'verified', 'paused', 'created_at']));
+        return 0;
+      }
+
+      case 'send': {
+        // `mailroom send <inbox_id> …`: the positional after "send" is the inbox.
+        const inboxId = need(action, 'inbox id');
+        if (!o.to?.length) throw new UsageError('--to is required');
+        const sent = await request('POST', `/v1/inboxes/${encodeURIComponent(inboxId)}/messages`, {
+          to: o.to, ...(o.subject ? { subject: o.subject } : {}), ...(o.text ? { text: o.text } : {}),
+          ...(o['idempotency-key'] ? { idempotency_key: o['idempotency-key'] } : {}),
+        });
+        if (o.json) json(sent);
+        else out(`${sent.id} ${sent.delivery.status}${sent.delivery.scheduled_at && new Date(sent.delivery.scheduled_at) > new Date() ? ` (scheduled ${sent.delivery.scheduled_at})` : ''}`);
         return 0;
       }
       default:

@@ -131,6 +131,10 @@ for (const engine of ENGINES) {
       assert.equal(received.message_id, r.body.message_id);
       const sent = await waitForStatus(m, r.body.id, 'sent');
       assert.equal(sent.delivery.recipients[0].transport, 'local');
+      // What arrived is the signed message: after the receiving Received: header, the DKIM signature verifies.
+      const raw = (await m.api('GET', `/v1/messages/${received.id}/raw`)).bytes;
+      assert.match(raw.toString('latin1'), /^Received: [^]*?\r\nDKIM-Signature: /);
+      if (dkimpyAvailable()) assert.ok(dkimpyVerify(raw, await dkimRecord(m, 'mailroom.test')).ok, 'DKIM of the locally delivered copy');
       // The receiving agent replies; the reply lands in the sender's inbox, in the original thread.
       const reply = await m.api('POST', `/v1/messages/${received.id}/reply`, { text: 'Done: notes attached.' });
       assert.equal(reply.status, 202, JSON.stringify(reply.body));
@@ -141,6 +145,39 @@ for (const engine of ENGINES) {
         return list.find((x: any) => x.in_reply_to === r.body.message_id);
       }, 20_000, 'the reply in the sender inbox');
       assert.equal(inSender.thread_id, r.body.thread_id, 'the reply joined the thread of the original outbound message');
+    });
+
+    test('domains: POST /v1/domains returns the records to publish; verify reads them through the configured DNS', async () => {
+      const created = await m.api('POST', '/v1/domains', { name: 'Brand.Example' });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(created.body.name, 'brand.example');
+      assert.equal((await m.api('POST', '/v1/domains', { name: 'brand.example' })).status, 200, 'adding it again returns it');
+      const recs = Object.fromEntries(created.body.records.map((r: any) => [r.purpose, r]));
+      assert.equal(recs.inbound.value, 'mx.mailroom.test');
+      assert.match(recs.spf.value, /^v=spf1 /);
+      assert.match(recs.dkim.name, /^mr\d{6}\._domainkey\.brand\.example$/);
+      assert.match(recs.dmarc.value, /^v=DMARC1; p=none/);
+
+      // Nothing published yet: not verified, each record missing.
+      let v = (await m.api('POST', '/v1/domains/brand.example/verify')).body;
+      assert.equal(v.verified, false);
+      assert.deepEqual([v.verification.spf, v.verification.dkim, v.verification.dmarc], ['missing', 'missing', 'missing']);
+      // Published, but with a stale DKIM key: still not verified.
+      dns.set('brand.example', [{ type: 'MX', exchange: 'mx.mailroom.test', priority: 10 }, { type: 'TXT', value: recs.spf.value }]);
+      dns.set(recs.dkim.name, [{ type: 'TXT', value: 'v=DKIM1; k=rsa; p=AAAAstale' }]);
+      dns.set('_dmarc.brand.example', [{ type: 'TXT', value: recs.dmarc.value }]);
+      v = (await m.api('POST', '/v1/domains/brand.example/verify')).body;
+      assert.deepEqual([v.verification.mx, v.verification.spf, v.verification.dkim, v.verification.dmarc, v.verified], ['pass', 'pass', 'missing', 'pass', false]);
+      // The right key (a long TXT value, split into 255-octet strings by the DNS server): verified.
+      dns.set(recs.dkim.name, [{ type: 'TXT', value: recs.dkim.value }]);
+      v = (await m.api('POST', '/v1/domains/brand.example/verify')).body;
+      assert.equal(v.verified, true, JSON.stringify(v.verification));
+      assert.ok(v.verified_at);
+      // A lookup that fails is an error, not "missing".
+      dns.fail('_dmarc.brand.example');
+      v = (await m.api('POST', '/v1/domains/brand.example/verify')).body;
+      assert.equal(v.verification.dmarc, 'error');
+      assert.equal(v.verified, false);
     });
 
     test('local: an unknown address on our own domain bounces at once (5.1.1)', async () => {

@@ -90,7 +90,7 @@ for (const engine of ENGINES) {
       assert.notEqual(c.body.id, a.body.id);
     });
 
-    test('a key is per inbox: the same key in another inbox is a different send', async () => {
+    test('A11 a key is per inbox: the same key in another inbox is a different send', async () => {
       const other = (await m.api('POST', '/v1/inboxes', { username: 'idem-other' })).body;
       const a = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { ...payload(6), idempotency_key: 'k-shared' });
       const b = await m.api('POST', `/v1/inboxes/${other.id}/messages`, { ...payload(6), idempotency_key: 'k-shared' });

@@ -106,6 +106,21 @@ for (const engine of ENGINES) {
       assert.ok(events.every((e) => e.trace_id === 'trace-abc'));
     });
 
+    test('S5 outbound transparency: body lines ".", "..x", a lone CR and bare LFs arrive as one CRLF-only message, unaltered in meaning', async () => {
+      const before = mx.messages.length;
+      const text = '.\n..x\nline with lone\rCR\n.\n\r\n.end';
+      const r = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: 'transparency@example.net', subject: 'S5', text });
+      assert.equal(r.status, 202);
+      await waitForStatus(m, r.body.id, 'sent');
+      const got = mx.messages.slice(before).filter((x) => x.to.includes('transparency@example.net'));
+      assert.equal(got.length, 1, 'exactly one message: no line ended DATA early');
+      const raw = got[0].raw.toString('latin1');
+      assert.ok(!/[^\r]\n/.test(raw) && !/\r[^\n]/.test(raw), 'only CRLF line ends on the wire');
+      // The stored copy parses back to the text (line ends normalised to LF by the parser).
+      const stored = (await m.api('GET', `/v1/messages/${r.body.id}`)).body.text as string;
+      assert.equal(stored.replace(/\r\n?/g, '\n').trimEnd(), text.replace(/\r\n?/g, '\n').trimEnd());
+    });
+
     test('direct MX: a domain without MX records is reached through its A record', async () => {
       const before = mx.messages.length;
       const r = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: 'someone@implicit.example', subject: 'implicit', text: 'x' });
@@ -210,7 +225,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(thread.messages.map((x: any) => x.direction), ['inbound', 'outbound']);
     });
 
-    test('hard bounce at RCPT (550 5.1.1): bounced + userunknown, the address is suppressed, a later send to it is refused', async () => {
+    test('I8 hard bounce at RCPT (550 5.1.1), no retry: bounced + userunknown, the address is suppressed, a later send to it is refused', async () => {
       const r = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: 'nobody@example.net', subject: 'hello', text: 'x' });
       assert.equal(r.status, 202);
       const done = await waitForStatus(m, r.body.id, 'bounced');
@@ -287,7 +302,7 @@ for (const engine of ENGINES) {
       }
     });
 
-    test('a 4xx at RCPT defers the message; it is retried with backoff and then sent, with the same Message-ID', async () => {
+    test('I8 a 4xx at RCPT defers the message; it is retried with backoff and then sent, with the same Message-ID', async () => {
       const inbox = (await m.api('POST', '/v1/inboxes', { username: 'retrier' })).body;
       const r = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: 'retry@example.org', subject: 'try twice', text: 'x' });
       const deferred = await waitForStatus(m, r.body.id, 'deferred');
@@ -329,7 +344,7 @@ for (const engine of ENGINES) {
       ['an unknown field', { to: 'a@example.net', text: 'x', priority: 'high' }, 400, 'invalid_request'],
     ];
     for (const [name, body, status, code] of cases) {
-      test(`${name} → ${status} ${code}, nothing stored or queued`, async () => {
+      test(`S16 ${name} → ${status} ${code}, nothing stored or queued`, async () => {
         const before = await outboundCount(m);
         const r = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, body);
         assert.equal(r.status, status, JSON.stringify(r.body));

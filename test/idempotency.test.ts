@@ -101,6 +101,33 @@ for (const engine of ENGINES) {
   });
 }
 
+for (const engine of ENGINES) {
+  describe(`${engine}: the idempotency window`, { skip: await skipEngine(engine) }, () => {
+    let m: TestMailroom;
+    before(async () => {
+      // A window of about 1.8 s stands for the 24 h default.
+      m = await startTestMailroom(engine, { MAILROOM_IDEMPOTENCY_WINDOW_HOURS: '0.0005' });
+    });
+    after(async () => { await m?.destroy(); });
+
+    test('I4 retention: within the window the key replays; after it, the same key names a new send', async () => {
+      const inbox = (await m.api('POST', '/v1/inboxes', { username: 'window' })).body;
+      const url = `/v1/inboxes/${inbox.id}/messages`;
+      const first = await m.api('POST', url, { ...payload(8), idempotency_key: 'k-window' });
+      const replay = await m.api('POST', url, { ...payload(8), idempotency_key: 'k-window' });
+      assert.equal(replay.body.id, first.body.id);
+      await new Promise((r) => setTimeout(r, 2500));
+      const later = await m.api('POST', url, { ...payload(8), idempotency_key: 'k-window' });
+      assert.equal(later.status, 202);
+      assert.notEqual(later.body.id, first.body.id, 'an expired key is released');
+      assert.equal(later.headers.get('idempotent-replayed'), null);
+      // The first message keeps its record; the key now names the new one.
+      assert.equal((await m.api('GET', `/v1/messages/${first.body.id}`)).body.delivery.idempotency_key, null);
+      assert.equal((await m.api('GET', `/v1/messages/${later.body.id}`)).body.delivery.idempotency_key, 'k-window');
+    });
+  });
+}
+
 describe('postgres: one idempotency key across two Mailroom processes', { skip: ENGINES.includes('postgres') ? await skipEngine('postgres') : 'postgres not selected' }, () => {
   const schema = uniqueSchema();
   const dirs: string[] = [];

@@ -13,11 +13,12 @@ import { startSink } from './helpers/sink.ts';
  * last `202`, with most messages still queued and some in the middle of an SMTP transaction, then
  * started again. Every accepted message must reach the sink; a copy can be sent twice only if the
  * crash fell between the relay's `250` and the commit that records it — at most one extra copy per
- * message the process was sending at that moment (its send concurrency, 8), with the same Message-ID.
+ * message the process was sending at that moment (its send concurrency), with the same Message-ID.
  */
 const ADMIN_TOKEN = 'send-crash-admin-token-0123456789';
 const N = 1000;
-const SEND_CONCURRENCY = 8; // startSendWorker's localConcurrency: the documented duplicate bound per crash
+// The documented duplicate bound per crash: the messages one process sends at a time.
+import { SEND_CONCURRENCY } from '../src/outbound/worker.ts';
 
 const messageIdOf = (raw: Buffer) => /^Message-ID:\s*(<[^>]+>)/im.exec(raw.toString('latin1'))?.[1] ?? null;
 

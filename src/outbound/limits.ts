@@ -127,28 +127,35 @@ export class Limits {
     // The clock is read once the locks are held: a time taken before waiting for them would date
     // this admission earlier than it happened and let the next one in too soon.
     const now = new Date();
-    const state = new Map<string, { used: number; cap: number; times: number[] }>();
+    // A count per window, not the rows: at hundreds of sends a second a window holds tens of thousands.
+    const state = new Map<string, { used: number; cap: number }>();
     for (const [id, { p, key }] of pairs) {
-      const rows = await trx.selectFrom('rate_usage').select('at').where('policy_id', '=', p.id).where('key', '=', key)
-        .where('at', '>', new Date(now.getTime() - spanMs(p))).orderBy('at').execute();
-      state.set(id, { used: rows.length, cap: capOf(p, s, now), times: rows.map((r) => new Date(r.at).getTime()) });
+      const { n } = await trx.selectFrom('rate_usage').select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('policy_id', '=', p.id).where('key', '=', key).where('at', '>', new Date(now.getTime() - spanMs(p))).executeTakeFirstOrThrow();
+      state.set(id, { used: Number(n), cap: capOf(p, s, now) });
     }
+    /** When the window of `id` has room again: the send that is (used - cap + 1)-th oldest leaves it. */
+    const freeAt = async (id: string): Promise<number> => {
+      const { p, key } = pairs.get(id)!;
+      const st = state.get(id)!;
+      if (st.cap <= 0) return now.getTime() + spanMs(p);
+      const row = await trx.selectFrom('rate_usage').select('at').where('policy_id', '=', p.id).where('key', '=', key)
+        .where('at', '>', new Date(now.getTime() - spanMs(p))).orderBy('at').offset(Math.max(0, st.used - st.cap)).limit(1).executeTakeFirst();
+      return (row ? new Date(row.at).getTime() : now.getTime()) + spanMs(p);
+    };
     const admitted: Unit[] = [];
     const blocked: (Unit & { at: Date })[] = [];
     for (const u of units) {
       const ids = pairsOf.get(u.id)!;
       const full = ids.filter((id) => state.get(id)!.used >= state.get(id)!.cap);
       if (!full.length) {
-        for (const id of ids) { const st = state.get(id)!; st.used++; st.times.push(now.getTime()); }
+        for (const id of ids) state.get(id)!.used++;
         admitted.push(u);
         continue;
       }
-      // Due when every full window has freed a slot: the send that is (used - cap + 1)-th oldest leaves it.
-      const at = Math.max(...full.map((id) => {
-        const st = state.get(id)!;
-        const span = spanMs(pairs.get(id)!.p);
-        return st.cap > 0 ? st.times[st.used - st.cap] + span : now.getTime() + span;
-      }));
+      // Due when every full window has freed a slot. Sends admitted in this call are `now`, so a
+      // slot they hold frees at now + span at the earliest.
+      const at = Math.max(...await Promise.all(full.map(async (id) => Math.max(await freeAt(id), now.getTime()))));
       blocked.push({ ...u, at: new Date(at) });
     }
     const rows = admitted.flatMap((u) => pairsOf.get(u.id)!.map((id) => ({ policy_id: pairs.get(id)!.p.id, key: pairs.get(id)!.key, at: now, message_id: messageId })));

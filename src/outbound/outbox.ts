@@ -8,7 +8,7 @@ import { appendEvents } from '../events/events.ts';
 import { newId } from '../ids.ts';
 import type { Inboxes } from '../inboxes/inboxes.ts';
 import { inTransaction, QUEUES } from '../jobs/boss.ts';
-import { assignThreads } from '../messages/threading.ts';
+import { assignThreads, openThread } from '../messages/threading.ts';
 import type { Messages } from '../messages/messages.ts';
 import { parseMessage } from '../mime/parse.ts';
 import type { BlobStore } from '../store/blobs.ts';
@@ -207,11 +207,12 @@ export class Outbox {
           .executeTakeFirst();
         if (!inserted) throw new KeyTaken();
 
-        const threads = await assignThreads(trx, [{
-          key: id, inboxId, subject: composed.subject || null, at: now, ownId: composed.messageId,
-          parents: reply ? [...(reply.threading.inReplyTo ? [reply.threading.inReplyTo] : []), ...reply.threading.references] : [],
-        }]);
-        const threadId = threads.get(id)!;
+        const threadId = reply
+          ? (await assignThreads(trx, [{
+            key: id, inboxId, subject: composed.subject || null, at: now, ownId: composed.messageId,
+            parents: [...(reply.threading.inReplyTo ? [reply.threading.inReplyTo] : []), ...reply.threading.references],
+          }])).get(id)!
+          : await openThread(trx, { inboxId, subject: composed.subject || null, at: now, ownId: composed.messageId });
         await trx.insertInto('messages').values({
           id, inbox_id: inboxId, thread_id: threadId, receipt_id: null, direction: 'outbound',
           from_address: from.address, from_name: from.name || null,

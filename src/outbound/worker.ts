@@ -29,7 +29,7 @@ import type { Attempt, Transports } from './transports.ts';
  * The duplicate window: a crash between a remote `250` (step 2) and the commit of step 3 leaves the
  * recipient `sending`; the job is retried and the recipient is sent again — the same bytes, so the
  * same Message-ID, and at most one extra copy per message being sent at the crash (at most the
- * send concurrency, 8 per process). Nothing is lost: a job whose worker died is retried (heartbeat
+ * send concurrency, SEND_CONCURRENCY per process). Nothing is lost: a job whose worker died is retried (heartbeat
  * on PostgreSQL; embedded start-up fails it explicitly).
  */
 export interface SendJob { message_id: string }
@@ -39,8 +39,9 @@ export interface SendDeps { store: Store; boss: PgBoss; transports: Transports; 
 const MAX_RETRY_DELAY_SECONDS = 3600;
 /** Bounce reasons that mean the address itself is dead (sisimai's hard bounces): these are suppressed. */
 export const HARD_REASONS: ReadonlySet<string> = new Set(['userunknown', 'hostunknown', 'hasmoved', 'notaccept']);
-/** Jobs run this many at a time per process: a send is mostly waiting on a remote server. */
-export const SEND_CONCURRENCY = 8;
+/** Jobs run this many at a time per process (a send is mostly waiting on a remote server): SEND_CONCURRENCY / SEND_BATCH workers fetching SEND_BATCH each. */
+export const SEND_CONCURRENCY = 16;
+const SEND_BATCH = 4;
 
 /** Exponential backoff with ±25 % jitter, so a burst deferred together does not retry together. */
 export function retryDelaySeconds(attempt: number, baseSeconds: number, random = Math.random): number {
@@ -157,9 +158,22 @@ export async function startSendWorker(deps: SendDeps): Promise<void> {
   if (deps.store.engine === 'pglite') await retryOrphanedJobs(deps.store, deps.boss, deps.log, QUEUES.send);
   await deps.boss.work<SendJob>(
     QUEUES.send,
-    { batchSize: 1, localConcurrency: SEND_CONCURRENCY, pollingIntervalSeconds: 0.5 },
-    async ([job]) => {
-      await processSend(deps, job.data.message_id, job.id);
+    {
+      // SEND_BATCH jobs per fetch, run side by side, each with its own result (one failing job is
+      // retried alone); with a full batch the worker fetches again at once instead of sleeping out
+      // the polling interval, which capped sending at 16/s (bench/outbound.ts; pg-boss ignores
+      // burstWhenBatchFull at batchSize 1).
+      batchSize: SEND_BATCH, localConcurrency: SEND_CONCURRENCY / SEND_BATCH, pollingIntervalSeconds: 0.5,
+      burstWhenBatchFull: true, perJobResults: true,
     },
+    async (jobs) => Promise.all(jobs.map(async (job) => {
+      try {
+        await processSend(deps, job.data.message_id, job.id);
+        return { id: job.id, status: 'completed' as const };
+      } catch (err) {
+        deps.log.warn({ err, message: job.data.message_id }, 'a send job failed; it is retried');
+        return { id: job.id, status: 'failed' as const, output: { message: (err as Error).message } };
+      }
+    })),
   );
 }

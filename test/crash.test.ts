@@ -270,8 +270,10 @@ async function createInbox(rig: Rig, username: string): Promise<{ id: string; ad
 
 /** Kills the server on the n-th acknowledgement (synchronously, from the client's reply handler). */
 function killOnAck(rig: Rig, n: number): (acks: number) => void {
-  const pid = rig.server!.pid;
-  return (acks) => { if (acks === n) process.kill(pid, 'SIGKILL'); };
+  // Through the ChildProcess, not process.kill(pid): it sends nothing once the child has exited, so
+  // a recycled PID (pid_max is 32768 here) can never be hit.
+  const child = rig.server!.child;
+  return (acks) => { if (acks === n) child.kill('SIGKILL'); };
 }
 
 function report(t: TestContext, what: string, data: Record<string, unknown>): void {

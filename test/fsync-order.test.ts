@@ -23,7 +23,8 @@ describe('pglite: D1 fsync happens before 250', {
   before(async () => { dir = await mkdtemp(path.join(tmpdir(), 'mailroom-d1-')); });
   after(async () => {
     // strace and the server are one process group: kill both, or an orphaned server keeps the test alive.
-    if (child?.pid) try { process.kill(-child.pid, 'SIGKILL'); } catch {}
+    // Only while it runs: once reaped, its PID (and group id) may belong to another process.
+    if (child?.pid && child.exitCode === null && child.signalCode === null) try { process.kill(-child.pid, 'SIGKILL'); } catch {}
     await rm(dir, { recursive: true, force: true });
   });
 

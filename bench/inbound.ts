@@ -11,23 +11,20 @@
  * Mailroom, the API poller that measures when every accepted message is parsed and readable.
  * See bench/README.md for how to read the output.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
-import { cpus, homedir, loadavg, tmpdir } from 'node:os';
+import { cpus, homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { dropSchemas } from '../test/helpers/mailroom.ts';
+import {
+  ADMIN_TOKEN, addCleanup, cleanEnv, DEFAULT_DATABASE_URL, DOMAIN, type Column, type Engine, engineOption, failureNote, fixed, int0, intOption,
+  loadAverage, LOREM, machineSummary, pad, parseCommandLine, parseSize, pct, percentile, printTableHeader, printTableRow,
+  processCpuSeconds, profileDirOption, ROOT, runBench, say, sayMailroomLog, type Size, sleep, spawnChild, startMailroomProcess, truthy,
+} from './common.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAILROOM_BIN = path.join(ROOT, 'bin', 'mailroom.js');
 const BARE_SCRIPT = path.join(ROOT, 'bench', 'bare-smtp.ts');
-const DOMAIN = 'bench.test';
-const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 const SENDER = 'sender@bench-client.example';
 
 // ---------------------------------------------------------------------------------------------
@@ -36,7 +33,6 @@ const SENDER = 'sender@bench-client.example';
 
 type Mode = 'reused' | 'new';
 type ServerName = 'bare' | 'haraka' | 'mailroom';
-type Engine = 'embedded' | 'postgres';
 
 const USAGE = `usage: node bench/inbound.ts [options]   (every option also as an environment variable)
   --n N             messages per run, reused connections   (BENCH_N, default 10000)
@@ -58,7 +54,7 @@ interface Options {
   n: number;
   nNew: number;
   c: number;
-  sizes: { label: string; bytes: number }[];
+  sizes: Size[];
   modes: Mode[];
   engine: Engine;
   servers: ServerName[];
@@ -69,106 +65,54 @@ interface Options {
   profileDir: string | null;
 }
 
-function parseSize(s: string): { label: string; bytes: number } {
-  const m = /^(\d+(?:\.\d+)?)\s*([kKmM]?)[bB]?$/.exec(s.trim());
-  if (!m) throw new Error(`not a size: "${s}" (try 2k, 50k, 1m or a number of bytes)`);
-  const bytes = Math.round(Number(m[1]) * (m[2].toLowerCase() === 'k' ? 1024 : m[2].toLowerCase() === 'm' ? 1024 * 1024 : 1));
-  if (bytes < 512) throw new Error(`size ${s} is too small (at least 512 bytes)`);
-  return { label: s.trim().toLowerCase(), bytes };
-}
-
 function list(s: string): string[] {
   return s.split(',').map((x) => x.trim()).filter(Boolean);
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
-      n: { type: 'string' },
-      'n-new': { type: 'string' },
-      c: { type: 'string' },
-      sizes: { type: 'string' },
-      modes: { type: 'string' },
-      engine: { type: 'string' },
-      servers: { type: 'string' },
-      'skip-haraka': { type: 'boolean' },
-      warmup: { type: 'string' },
-      'parse-timeout': { type: 'string' },
-      'database-url': { type: 'string' },
-      'haraka-dir': { type: 'string' },
-      profile: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
+  const values = parseCommandLine(USAGE, {
+    n: { type: 'string' },
+    'n-new': { type: 'string' },
+    c: { type: 'string' },
+    sizes: { type: 'string' },
+    modes: { type: 'string' },
+    engine: { type: 'string' },
+    servers: { type: 'string' },
+    'skip-haraka': { type: 'boolean' },
+    warmup: { type: 'string' },
+    'parse-timeout': { type: 'string' },
+    'database-url': { type: 'string' },
+    'haraka-dir': { type: 'string' },
+    profile: { type: 'string' },
   });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
   const env = process.env;
-  const int = (name: string, v: string | undefined, def: number, min: number): number => {
-    if (v === undefined || v === '') return def;
-    const n = Number(v.replace(/[_,]/g, ''));
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${v}"`);
-    return n;
-  };
   const modes = list(values.modes ?? env.BENCH_MODES ?? 'reused,new');
   for (const m of modes) if (m !== 'reused' && m !== 'new') throw new Error(`unknown mode "${m}" (reused, new)`);
-  const engine = values.engine ?? env.BENCH_ENGINE ?? 'embedded';
-  if (engine !== 'embedded' && engine !== 'postgres') throw new Error(`unknown engine "${engine}" (embedded, postgres)`);
+  const engine = engineOption(values.engine ?? env.BENCH_ENGINE ?? 'embedded');
   let servers = list(values.servers ?? env.BENCH_SERVERS ?? 'bare,haraka,mailroom');
   for (const s of servers) if (!['bare', 'haraka', 'mailroom'].includes(s)) throw new Error(`unknown server "${s}" (bare, haraka, mailroom)`);
-  const skipHaraka = values['skip-haraka'] || ['1', 'true', 'yes'].includes((env.BENCH_SKIP_HARAKA ?? '').toLowerCase());
+  const skipHaraka = values['skip-haraka'] || truthy(env.BENCH_SKIP_HARAKA);
   if (skipHaraka) servers = servers.filter((s) => s !== 'haraka');
   return {
-    n: int('n', values.n ?? env.BENCH_N, 10_000, 1),
-    nNew: int('n-new', values['n-new'] ?? env.BENCH_N_NEW, 2_000, 1),
-    c: int('c', values.c ?? env.BENCH_C, 10, 1),
-    sizes: list(values.sizes ?? env.BENCH_SIZES ?? '2k,50k').map(parseSize),
+    n: intOption('n', values.n ?? env.BENCH_N, 10_000, 1),
+    nNew: intOption('n-new', values['n-new'] ?? env.BENCH_N_NEW, 2_000, 1),
+    c: intOption('c', values.c ?? env.BENCH_C, 10, 1),
+    sizes: list(values.sizes ?? env.BENCH_SIZES ?? '2k,50k').map((s) => parseSize(s, 512, '2k, 50k, 1m')),
     modes: modes as Mode[],
     engine,
     // Always in the same order, so each run's references are measured just before Mailroom.
     servers: (['bare', 'haraka', 'mailroom'] as const).filter((s) => servers.includes(s)),
-    warmup: int('warmup', values.warmup ?? env.BENCH_WARMUP, 300, 0),
-    parseTimeoutMs: int('parse-timeout', values['parse-timeout'] ?? env.BENCH_PARSE_TIMEOUT, 600, 1) * 1000,
-    databaseUrl: values['database-url'] ?? env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    warmup: intOption('warmup', values.warmup ?? env.BENCH_WARMUP, 300, 0),
+    parseTimeoutMs: intOption('parse-timeout', values['parse-timeout'] ?? env.BENCH_PARSE_TIMEOUT, 600, 1) * 1000,
+    databaseUrl: values['database-url'] ?? env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL,
     harakaDir: values['haraka-dir'] ?? env.BENCH_HARAKA_DIR ?? path.join(homedir(), '.cache', 'mailroom-bench', 'haraka'),
-    profileDir: (values.profile ?? env.BENCH_PROFILE) ? path.resolve(values.profile ?? env.BENCH_PROFILE!) : null,
+    profileDir: profileDirOption(values.profile ?? env.BENCH_PROFILE),
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 // ---------------------------------------------------------------------------------------------
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const int0 = (n: number) => Math.round(n).toLocaleString('en-US');
-const fixed = (n: number, d = 1) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-const say = (line: string) => process.stdout.write(`${line}\n`);
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (!sorted.length) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
-
-const CLK_TCK = (() => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(r.stdout?.trim());
-  return Number.isFinite(n) && n > 0 ? n : 100;
-})();
-
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
-function processCpuSeconds(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14 and 15)
-  } catch {
-    return NaN;
-  }
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -231,94 +175,8 @@ async function probeFdatasync(dir: string, rounds = 200): Promise<{ p50: number;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child processes (every server under test runs as one) and cleanup
-// ---------------------------------------------------------------------------------------------
-
-const cleanups: (() => Promise<unknown>)[] = [];
-const liveChildren = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of liveChildren) try { c.kill('SIGKILL'); } catch {}
-});
-
-async function runCleanups(): Promise<void> {
-  while (cleanups.length) await cleanups.pop()!().catch(() => {});
-}
-
-interface Child {
-  name: string;
-  pid: number;
-  output(): string;
-  readonly exited: boolean;
-  waitForOutput(re: RegExp, timeoutMs: number): Promise<RegExpExecArray>;
-  /** Resolves with the exit code (null when killed by a signal or not started). */
-  wait(): Promise<number | null>;
-  stop(timeoutMs?: number): Promise<void>;
-}
-
-function spawnChild(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Child {
-  const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  liveChildren.add(child);
-  let out = '';
-  let exited = false;
-  let exitCode: number | null = null;
-  const listeners = new Set<() => void>();
-  const onData = (d: Buffer) => {
-    out += d.toString('utf8');
-    if (out.length > 256 * 1024) out = out.slice(-256 * 1024);
-    for (const l of [...listeners]) l();
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exit = new Promise<void>((resolve) => {
-    const done = () => {
-      exited = true;
-      liveChildren.delete(child);
-      setImmediate(() => { for (const l of [...listeners]) l(); resolve(); });
-    };
-    child.once('exit', (code) => { exitCode = code; done(); });
-    child.once('error', (err) => { out += `\n${err.message}`; done(); });
-  });
-  return {
-    name,
-    pid: child.pid ?? 0,
-    output: () => out,
-    get exited() { return exited; },
-    wait: () => exit.then(() => exitCode),
-    waitForOutput(re, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const finish = () => { listeners.delete(check); clearTimeout(timer); };
-        const check = () => {
-          const m = re.exec(out);
-          if (m) { finish(); resolve(m); return; }
-          if (exited) { finish(); reject(new Error(`${name} exited before printing ${re}:\n${out.slice(-3000)}`)); }
-        };
-        const timer = setTimeout(() => { finish(); reject(new Error(`${name}: nothing matching ${re} after ${timeoutMs / 1000} s:\n${out.slice(-3000)}`)); }, timeoutMs);
-        listeners.add(check);
-        check();
-      });
-    },
-    async stop(timeoutMs = 30_000) {
-      if (exited) return;
-      const timer = setTimeout(() => { try { child.kill('SIGKILL'); } catch {} }, timeoutMs);
-      try { child.kill('SIGTERM'); } catch {}
-      await exit;
-      clearTimeout(timer);
-    },
-  };
-}
-
-/** The parent's environment without anything that would steer a Mailroom child elsewhere. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('MAILROOM_') || k === 'DATABASE_URL' || k.startsWith('NODE_TEST')) delete env[k];
-  return env;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Messages
 // ---------------------------------------------------------------------------------------------
-
-const LOREM = 'Quarterly numbers are attached; the agent should file them under finance and reply with a short summary of what changed since last time. ';
 
 /** Text lines of at most 72 characters, totalling exactly `bytes` bytes including CRLFs. */
 function textOfSize(bytes: number): string {
@@ -612,7 +470,7 @@ interface TargetServer {
 
 async function startBare(): Promise<TargetServer> {
   const child = spawnChild('bare smtp-server', process.execPath, [BARE_SCRIPT, '0'], cleanEnv());
-  cleanups.push(() => child.stop());
+  addCleanup(() => child.stop());
   const m = await child.waitForOutput(/listening (\d+)/, 30_000);
   return { name: 'bare', port: Number(m[1]), pid: child.pid, stop: () => child.stop() };
 }
@@ -624,7 +482,7 @@ async function installHaraka(dir: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   const npmCli = path.join(path.dirname(process.execPath), 'npm');
   const npm = existsSync(npmCli) ? npmCli : 'npm';
-  const child = spawnChild('npm install Haraka', npm, ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', 'Haraka@3'], process.env, dir);
+  const child = spawnChild('npm install Haraka', npm, ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', 'Haraka@3'], process.env, { cwd: dir });
   const timer = setTimeout(() => void child.stop(1000), 10 * 60 * 1000);
   const code = await child.wait();
   clearTimeout(timer);
@@ -638,7 +496,7 @@ async function startHaraka(opts: Options): Promise<TargetServer> {
     try { return JSON.parse(readFileSync(path.join(opts.harakaDir, 'node_modules', 'Haraka', 'package.json'), 'utf8')).version as string; } catch { return '?'; }
   })();
   const dir = await mkdtemp(path.join(tmpdir(), 'mailroom-bench-haraka-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  addCleanup(() => rm(dir, { recursive: true, force: true }));
   const port = await freePort();
   const cfg = path.join(dir, 'config');
   // Haraka's own defaults first (as `haraka -i` would copy them; some code reads sections such as
@@ -652,8 +510,8 @@ async function startHaraka(opts: Options): Promise<TargetServer> {
   await writeFile(path.join(cfg, 'me'), 'haraka.bench.test\n');
   await writeFile(path.join(cfg, 'log.ini'), '[main]\nlevel=warn\ntimestamps=false\nformat=default\n');
   // queue/discard only discards when told to; this variable is its documented switch.
-  const child = spawnChild('haraka', process.execPath, [bin, '-c', dir], { ...cleanEnv(), YES_REALLY_DO_DISCARD: '1' }, dir);
-  cleanups.push(() => child.stop(10_000));
+  const child = spawnChild('haraka', process.execPath, [bin, '-c', dir], { ...cleanEnv(), YES_REALLY_DO_DISCARD: '1' }, { cwd: dir });
+  addCleanup(() => child.stop(10_000));
   try {
     await waitForGreeting(port, 60_000, () => !child.exited);
   } catch (err) {
@@ -675,49 +533,20 @@ interface MailroomServer extends TargetServer {
 }
 
 async function startMailroomServer(opts: Options): Promise<MailroomServer> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'mailroom-bench-data-'));
-  const schema = `bench_${process.pid}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
-  let dropped = false;
-  const dropSchema = async () => {
-    if (opts.engine !== 'postgres' || dropped) return;
-    dropped = true;
-    await dropSchemas(schema, opts.databaseUrl);
-  };
-  const removeDir = () => rm(dataDir, { recursive: true, force: true });
-  cleanups.push(removeDir, dropSchema);
-  const env: NodeJS.ProcessEnv = {
-    ...cleanEnv(),
-    MAILROOM_DATA_DIR: dataDir,
-    MAILROOM_ADMIN_TOKEN: ADMIN_TOKEN,
-    MAILROOM_LOG_LEVEL: 'warn',
-    MAILROOM_HOST: '127.0.0.1',
-    MAILROOM_HTTP_PORT: '0',
-    MAILROOM_SMTP_PORT: '0',
-    MAILROOM_DOMAIN: DOMAIN,
-    MAILROOM_HOSTNAME: 'mx.bench.test',
-    // The default (20 per IP) is a production setting; every bench connection comes from 127.0.0.1,
-    // and in new-connection mode a closing connection may still be counted while its successor opens.
-    MAILROOM_MAX_CONNECTIONS_PER_IP: String(Math.max(20, opts.c * 2 + 10)),
-    ...(opts.engine === 'postgres' ? { DATABASE_URL: opts.databaseUrl, MAILROOM_DATABASE_SCHEMA: schema } : {}),
-    ...(process.env.BENCH_MAILROOM_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_MAILROOM_NODE_OPTIONS } : {}),
-  };
-  const profile = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [];
-  const child = spawnChild('mailroom', process.execPath, [...profile, MAILROOM_BIN, 'serve'], env);
-  cleanups.push(() => child.stop());
-  const stop = async () => {
-    await child.stop();
-    await removeDir();
-    await dropSchema();
-  };
-  let m: RegExpExecArray;
-  try {
-    m = await child.waitForOutput(/HTTP API\s+(http:\/\/\S+?:\d+)\b[\s\S]*?\n\s*SMTP\s+\S+?:(\d+)\s/, 120_000);
-  } catch (err) {
-    await stop().catch(() => {});
-    throw err;
-  }
-  const httpBase = m[1];
-  const bannerEnd = child.output().length;
+  const mr = await startMailroomProcess({
+    engine: opts.engine,
+    databaseUrl: opts.databaseUrl,
+    profileDir: opts.profileDir,
+    dataDirPrefix: 'mailroom-bench-data-',
+    baseEnv: cleanEnv(),
+    env: {
+      // The default (20 per IP) is a production setting; every bench connection comes from 127.0.0.1,
+      // and in new-connection mode a closing connection may still be counted while its successor opens.
+      MAILROOM_MAX_CONNECTIONS_PER_IP: String(Math.max(20, opts.c * 2 + 10)),
+    },
+    banner: /HTTP API\s+(http:\/\/\S+?:\d+)\b[\s\S]*?\n\s*SMTP\s+\S+?:(\d+)\s/,
+  });
+  const httpBase = mr.banner[1];
   const api = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
     const res = await fetch(httpBase + p, {
       method,
@@ -730,13 +559,13 @@ async function startMailroomServer(opts: Options): Promise<MailroomServer> {
   };
   return {
     name: 'mailroom',
-    port: Number(m[2]),
-    pid: child.pid,
+    port: Number(mr.banner[2]),
+    pid: mr.child.pid,
     httpBase,
     api,
     createInbox: (username) => api<{ id: string; address: string }>('POST', '/v1/inboxes', { username }),
-    logSince: () => child.output().slice(bannerEnd),
-    stop,
+    logSince: mr.logSince,
+    stop: mr.stop,
   };
 }
 
@@ -850,8 +679,7 @@ function describeLoad(l: LoadResult): string {
   const rate = l.acked / (l.wallMs / 1000);
   let s = `${int0(l.acked)}/${int0(l.n)} acked in ${fixed(l.wallMs / 1000, 2)} s = ${int0(rate)} msg/s; ` +
     `end-of-data→250 p50 ${fixed(percentile(l.latencies, 50), 2)} ms, p99 ${fixed(percentile(l.latencies, 99), 2)} ms`;
-  if (l.failed) s += `; FAILED ${int0(l.failed)} (${[...l.failures].map(([k, v]) => `${v}× ${k}`).join('; ')})`;
-  return s;
+  return s + failureNote(l.failed, l.failures);
 }
 
 async function measure(target: TargetServer, o: Options, size: { label: string; bytes: number }, mode: Mode, rcpt: string, warmRcpt: string, tag: string): Promise<LoadResult> {
@@ -936,11 +764,7 @@ async function runMailroom(o: Options, size: { label: string; bytes: number }, m
     say(`    ${result.verified}`);
     return result;
   } finally {
-    const log = mr.logSince().split('\n').filter((l) => l.trim());
-    if (log.length) {
-      const first = log[0].length > 300 ? `${log[0].slice(0, 300)}…` : log[0];
-      say(`    Mailroom wrote ${log.length} log line(s) at warn level or above during the run; the first: ${first}`);
-    }
+    sayMailroomLog(mr.logSince());
     await mr.stop();
   }
 }
@@ -949,12 +773,8 @@ async function runMailroom(o: Options, size: { label: string; bytes: number }, m
 // Report
 // ---------------------------------------------------------------------------------------------
 
-function pad(s: string, w: number, right = false): string {
-  return right ? s.padStart(w) : s.padEnd(w);
-}
-
 function printTable(results: RunResult[], o: Options): void {
-  const cols = [
+  const cols: Column[] = [
     { h: 'server', w: 26, r: false },
     { h: 'N', w: 7, r: true },
     { h: 'acked', w: 7, r: true },
@@ -976,8 +796,7 @@ function printTable(results: RunResult[], o: Options): void {
   for (const [k, rs] of groups) {
     say('');
     say(`${k}`);
-    say(cols.map((c) => pad(c.h, c.w, c.r)).join('  '));
-    say(cols.map((c) => '-'.repeat(c.w)).join('  '));
+    printTableHeader(cols);
     for (const r of rs) {
       const name = r.server === 'bare' ? 'bare smtp-server (discard)' : r.server === 'haraka' ? 'Haraka (discard)' : `Mailroom (${o.engine})`;
       const l = r.load;
@@ -990,12 +809,12 @@ function printTable(results: RunResult[], o: Options): void {
         fixed(percentile(l.latencies, 50), 2),
         fixed(percentile(l.latencies, 99), 2),
         l.greetings.length ? fixed(percentile(l.greetings, 50), 0) : '-',
-        Number.isFinite(l.serverCpuS) ? `${int0((l.serverCpuS / wall) * 100)}%` : '-',
-        `${int0((l.clientCpuS / wall) * 100)}%`,
+        pct(l.serverCpuS, wall),
+        pct(l.clientCpuS, wall),
         r.readableS !== undefined ? fixed(r.readableS, 2) : r.server === 'mailroom' ? 'timeout' : '-',
         r.parsedPerS !== undefined ? int0(r.parsedPerS) : '-',
       ];
-      say(cells.map((c, i) => pad(c, cols[i].w, cols[i].r)).join('  '));
+      printTableRow(cells, cols);
       if (r.error && r.server !== 'mailroom') say(`  ${r.error}`);
     }
   }
@@ -1054,10 +873,10 @@ function printRatios(results: RunResult[], o: Options, harakaNote: string | null
 async function main(): Promise<void> {
   const o = parseOptions();
   const started = performance.now();
-  say(`Mailroom inbound benchmark — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, loopback`);
+  say(`Mailroom inbound benchmark — ${machineSummary()}`);
   say(`  N = ${int0(o.n)} per run on reused connections${o.modes.includes('new') ? `, ${int0(o.nNew)} per run with a new connection per message (fewer: see the note below)` : ''}; C = ${o.c}; sizes ${o.sizes.map((s) => `${s.label} (${int0(s.bytes)} bytes)`).join(', ')}`);
   say(`  servers: ${o.servers.join(', ')}; Mailroom engine: ${o.engine}; ${o.warmup} warm-up messages before each run (not measured)`);
-  say(`  load average at start: ${loadavg().map((l) => l.toFixed(2)).join(', ')} (other processes on this machine skew every number below)`);
+  say(`  load average at start: ${loadAverage()} (other processes on this machine skew every number below)`);
   for (const size of o.sizes) {
     const sample = messageFactory(size.bytes, `bench@${DOMAIN}`, size.label, 'check')(1234567);
     if (sample.length - 3 !== size.bytes) say(`  note: ${size.label} messages are ${int0(sample.length - 3)} bytes, not exactly ${int0(size.bytes)}`);
@@ -1118,7 +937,7 @@ async function main(): Promise<void> {
 
   say('');
   say('================================================================================================');
-  say(`Results (total bench time ${fixed((performance.now() - started) / 60_000, 1)} min; load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(', ')})`);
+  say(`Results (total bench time ${fixed((performance.now() - started) / 60_000, 1)} min; load average at the end: ${loadAverage()})`);
   if (harakaNote && !haraka) say(`Haraka: ${harakaNote}`);
   printTable(results, o);
   printRatios(results, o, harakaNote);
@@ -1139,29 +958,4 @@ async function main(): Promise<void> {
   }
 }
 
-const onSignal = (signal: NodeJS.Signals) => {
-  process.stderr.write(`\n${signal}: stopping servers and removing temporary data…\n`);
-  void runCleanups().finally(() => process.exit(130));
-};
-process.once('SIGINT', onSignal);
-process.once('SIGTERM', onSignal);
-
-let mainDone = false;
-process.on('beforeExit', () => {
-  // The event loop ran dry while main() still waited on something: a bug in this file, not a result.
-  if (!mainDone) {
-    mainDone = true;
-    process.stderr.write('bench failed: stalled (nothing left to wait for before the run finished)\n');
-    process.exitCode = 1;
-    void runCleanups();
-  }
-});
-
-main().finally(() => { mainDone = true; }).then(
-  () => runCleanups(),
-  async (err) => {
-    process.stderr.write(`bench failed: ${(err as Error)?.stack ?? err}\n`);
-    await runCleanups();
-    process.exitCode = 1;
-  },
-);
+runBench(main, 'stopping servers and removing temporary data');

@@ -16,35 +16,28 @@
  * The sink (bench/sink.ts) and Mailroom are child processes; this process is the load generator
  * (and, for the raw pool, the sending application). See bench/README.md for how to read the output.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { compose } from '../src/outbound/compose.ts';
 import { dkimSignature, generateDkimKey, type DkimKey } from '../src/outbound/dkim.ts';
-import { dropSchemas } from '../test/helpers/mailroom.ts';
+import {
+  ADMIN_TOKEN, addCleanup, cleanEnv, type Column, commCpu, DEFAULT_DATABASE_URL, DOMAIN, type Engine, engineOption, failureNote, fixed,
+  HOSTNAME, int0, intOption, loadAverage, LOREM, machineSummary, parseCommandLine, parseSize, pct, percentile, printTableHeader,
+  printTableRow, processCpuSeconds, profileDirOption, ROOT, runBench, say, sayMailroomLog, type Size, sleep, spawnChild,
+  startMailroomProcess, type ThreadCpu, threadCpu, truthy,
+} from './common.ts';
 import type { SinkStats } from './sink.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAILROOM_BIN = path.join(ROOT, 'bin', 'mailroom.js');
 const SINK_SCRIPT = path.join(ROOT, 'bench', 'sink.ts');
-const DOMAIN = 'bench.test';
-const HOSTNAME = 'mx.bench.test';
 const RCPT_DOMAIN = 'bench-sink.example';
-const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 
 // ---------------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------------
-
-type Engine = 'embedded' | 'postgres';
 
 const USAGE = `usage: node bench/outbound.ts [options]   (every option also as an environment variable)
   --n N               messages per measured run                     (BENCH_N, default 5000)
@@ -65,7 +58,7 @@ interface Options {
   n: number;
   c: number;
   engine: Engine;
-  size: { label: string; bytes: number };
+  size: Size;
   warmup: number;
   verify: number;
   rawAfter: boolean;
@@ -75,61 +68,36 @@ interface Options {
   profileDir: string | null;
 }
 
-function parseSize(s: string): { label: string; bytes: number } {
-  const m = /^(\d+(?:\.\d+)?)\s*([kKmM]?)[bB]?$/.exec(s.trim());
-  if (!m) throw new Error(`not a size: "${s}" (try 2k, 10k or a number of bytes)`);
-  const bytes = Math.round(Number(m[1]) * (m[2].toLowerCase() === 'k' ? 1024 : m[2].toLowerCase() === 'm' ? 1024 * 1024 : 1));
-  if (bytes < 100) throw new Error(`size ${s} is too small (at least 100 bytes)`);
-  return { label: s.trim().toLowerCase(), bytes };
-}
-
-const truthy = (v: string | undefined) => ['1', 'true', 'yes'].includes((v ?? '').toLowerCase());
-
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
-      n: { type: 'string' },
-      c: { type: 'string' },
-      engine: { type: 'string' },
-      size: { type: 'string' },
-      warmup: { type: 'string' },
-      verify: { type: 'string' },
-      'no-raw-after': { type: 'boolean' },
-      'drain-timeout': { type: 'string' },
-      'database-url': { type: 'string' },
-      'sink-early-talker-delay': { type: 'boolean' },
-      profile: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
+  const values = parseCommandLine(USAGE, {
+    n: { type: 'string' },
+    c: { type: 'string' },
+    engine: { type: 'string' },
+    size: { type: 'string' },
+    warmup: { type: 'string' },
+    verify: { type: 'string' },
+    'no-raw-after': { type: 'boolean' },
+    'drain-timeout': { type: 'string' },
+    'database-url': { type: 'string' },
+    'sink-early-talker-delay': { type: 'boolean' },
+    profile: { type: 'string' },
   });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
   const env = process.env;
-  const int = (name: string, v: string | undefined, def: number, min: number): number => {
-    if (v === undefined || v === '') return def;
-    const n = Number(v.replace(/[_,]/g, ''));
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${v}"`);
-    return n;
-  };
-  const engine = values.engine ?? env.BENCH_ENGINE ?? 'embedded';
-  if (engine !== 'embedded' && engine !== 'postgres') throw new Error(`unknown engine "${engine}" (embedded, postgres)`);
+  const engine = engineOption(values.engine ?? env.BENCH_ENGINE ?? 'embedded');
   const verifyRaw = values.verify ?? env.BENCH_VERIFY ?? '200';
-  const n = int('n', values.n ?? env.BENCH_N, 5_000, 1);
+  const n = intOption('n', values.n ?? env.BENCH_N, 5_000, 1);
   return {
     n,
-    c: int('c', values.c ?? env.BENCH_C, 20, 1),
+    c: intOption('c', values.c ?? env.BENCH_C, 20, 1),
     engine,
-    size: parseSize(values.size ?? env.BENCH_SIZE ?? '2k'),
-    warmup: int('warmup', values.warmup ?? env.BENCH_WARMUP, 200, 0),
-    verify: verifyRaw.toLowerCase() === 'all' ? Infinity : int('verify', verifyRaw, 200, 0),
+    size: parseSize(values.size ?? env.BENCH_SIZE ?? '2k', 100, '2k, 10k'),
+    warmup: intOption('warmup', values.warmup ?? env.BENCH_WARMUP, 200, 0),
+    verify: verifyRaw.toLowerCase() === 'all' ? Infinity : intOption('verify', verifyRaw, 200, 0),
     rawAfter: !(values['no-raw-after'] || ['0', 'false', 'no'].includes((env.BENCH_RAW_AFTER ?? '').toLowerCase())),
-    drainTimeoutMs: int('drain-timeout', values['drain-timeout'] ?? env.BENCH_DRAIN_TIMEOUT, 900, 1) * 1000,
-    databaseUrl: values['database-url'] ?? env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    drainTimeoutMs: intOption('drain-timeout', values['drain-timeout'] ?? env.BENCH_DRAIN_TIMEOUT, 900, 1) * 1000,
+    databaseUrl: values['database-url'] ?? env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL,
     sinkDelay: Boolean(values['sink-early-talker-delay']) || truthy(env.BENCH_SINK_DELAY),
-    profileDir: (values.profile ?? env.BENCH_PROFILE) ? path.resolve(values.profile ?? env.BENCH_PROFILE!) : null,
+    profileDir: profileDirOption(values.profile ?? env.BENCH_PROFILE),
   };
 }
 
@@ -137,75 +105,11 @@ function parseOptions(): Options {
 // Small utilities
 // ---------------------------------------------------------------------------------------------
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const int0 = (n: number) => Math.round(n).toLocaleString('en-US');
-const fixed = (n: number, d = 1) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-const say = (line: string) => process.stdout.write(`${line}\n`);
 /** Epoch milliseconds with sub-millisecond resolution; the sink stamps its messages the same way. */
 const epochNow = () => performance.timeOrigin + performance.now();
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (!sorted.length) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
-
-const CLK_TCK = (() => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(r.stdout?.trim());
-  return Number.isFinite(n) && n > 0 ? n : 100;
-})();
-
-function cpuOfStat(stat: string): number {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14 and 15)
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
-function processCpuSeconds(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    return cpuOfStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return NaN;
-  }
-}
-
-/** CPU seconds per thread of a process (tid → name, seconds), from /proc/<pid>/task. */
-function threadCpu(pid: number | undefined): Map<string, { name: string; cpu: number }> {
-  const out = new Map<string, { name: string; cpu: number }>();
-  if (!pid) return out;
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-        out.set(tid, { name: tid === String(pid) ? `${name} (main)` : name, cpu: cpuOfStat(stat) });
-      } catch {}
-    }
-  } catch {}
-  return out;
-}
-
-/** CPU seconds of every process whose name is `comm` (the PostgreSQL server's backends). */
-function commCpu(comm: string): number {
-  let total = 0;
-  try {
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid)) continue;
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === comm) total += cpuOfStat(stat);
-      } catch {}
-    }
-  } catch {
-    return NaN;
-  }
-  return total;
-}
-
-interface CpuSnapshot { at: number; self: NodeJS.CpuUsage; mailroom: number; sink: number; postgres: number; threads: Map<string, { name: string; cpu: number }> }
-interface CpuUse { wallS: number; self: number; mailroom: number; sink: number; postgres: number; threads: { name: string; cpu: number }[] }
+interface CpuSnapshot { at: number; self: NodeJS.CpuUsage; mailroom: number; sink: number; postgres: number; threads: Map<string, ThreadCpu> }
+interface CpuUse { wallS: number; self: number; mailroom: number; sink: number; postgres: number; threads: ThreadCpu[] }
 
 function cpuSnapshot(mailroomPid: number | undefined, sinkPid: number, postgres: boolean): CpuSnapshot {
   return {
@@ -224,90 +128,6 @@ function cpuSince(s: CpuSnapshot, mailroomPid: number | undefined, sinkPid: numb
   };
 }
 
-const pct = (cpuS: number, wallS: number) => (Number.isFinite(cpuS) ? `${int0((cpuS / wallS) * 100)}%` : '-');
-
-// ---------------------------------------------------------------------------------------------
-// Child processes and cleanup
-// ---------------------------------------------------------------------------------------------
-
-const cleanups: (() => Promise<unknown>)[] = [];
-const liveChildren = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of liveChildren) try { c.kill('SIGKILL'); } catch {}
-});
-
-async function runCleanups(): Promise<void> {
-  while (cleanups.length) await cleanups.pop()!().catch(() => {});
-}
-
-interface Child {
-  name: string;
-  pid: number;
-  proc: ChildProcess;
-  output(): string;
-  readonly exited: boolean;
-  waitForOutput(re: RegExp, timeoutMs: number): Promise<RegExpExecArray>;
-  stop(timeoutMs?: number): Promise<void>;
-}
-
-function spawnChild(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, ipc = false): Child {
-  const child = spawn(cmd, args, { env, cwd: ROOT, stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'] });
-  liveChildren.add(child);
-  let out = '';
-  let exited = false;
-  const listeners = new Set<() => void>();
-  const onData = (d: Buffer) => {
-    out += d.toString('utf8');
-    if (out.length > 256 * 1024) out = out.slice(-256 * 1024);
-    for (const l of [...listeners]) l();
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exit = new Promise<void>((resolve) => {
-    const done = () => {
-      exited = true;
-      liveChildren.delete(child);
-      setImmediate(() => { for (const l of [...listeners]) l(); resolve(); });
-    };
-    child.once('exit', done);
-    child.once('error', (err) => { out += `\n${err.message}`; done(); });
-  });
-  return {
-    name,
-    pid: child.pid ?? 0,
-    proc: child,
-    output: () => out,
-    get exited() { return exited; },
-    waitForOutput(re, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const finish = () => { listeners.delete(check); clearTimeout(timer); };
-        const check = () => {
-          const m = re.exec(out);
-          if (m) { finish(); resolve(m); return; }
-          if (exited) { finish(); reject(new Error(`${name} exited before printing ${re}:\n${out.slice(-3000)}`)); }
-        };
-        const timer = setTimeout(() => { finish(); reject(new Error(`${name}: nothing matching ${re} after ${timeoutMs / 1000} s:\n${out.slice(-3000)}`)); }, timeoutMs);
-        listeners.add(check);
-        check();
-      });
-    },
-    async stop(timeoutMs = 30_000) {
-      if (exited) return;
-      const timer = setTimeout(() => { try { child.kill('SIGKILL'); } catch {} }, timeoutMs);
-      try { child.kill('SIGTERM'); } catch {}
-      await exit;
-      clearTimeout(timer);
-    },
-  };
-}
-
-/** The parent's environment without anything that would steer a Mailroom child elsewhere. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('MAILROOM_') || k === 'DATABASE_URL' || k.startsWith('NODE_TEST') || k === 'NODE_OPTIONS') delete env[k];
-  return env;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The sink (bench/sink.ts), over its IPC channel
 // ---------------------------------------------------------------------------------------------
@@ -322,8 +142,8 @@ interface Sink {
 }
 
 async function startSink(o: Options): Promise<Sink> {
-  const child = spawnChild('sink', process.execPath, [SINK_SCRIPT, '0', ...(o.sinkDelay ? ['--early-talker-delay'] : [])], cleanEnv(), true);
-  cleanups.push(() => child.stop(5000));
+  const child = spawnChild('sink', process.execPath, [SINK_SCRIPT, '0', ...(o.sinkDelay ? ['--early-talker-delay'] : [])], cleanEnv({ dropNodeOptions: true }), { ipc: true });
+  addCleanup(() => child.stop(5000));
   const m = await child.waitForOutput(/listening (\d+)/, 30_000);
   let nextId = 1;
   const pending = new Map<number, (s: SinkStats) => void>();
@@ -368,8 +188,6 @@ async function startSink(o: Options): Promise<Sink> {
 // ---------------------------------------------------------------------------------------------
 // Messages
 // ---------------------------------------------------------------------------------------------
-
-const LOREM = 'Quarterly numbers are attached; the agent should file them under finance and reply with a short summary of what changed since last time. ';
 
 /** Plain text of exactly `bytes` bytes (LF line ends, lines of at most 72 characters). */
 function textOfSize(bytes: number): string {
@@ -533,52 +351,26 @@ interface MailroomServer {
 }
 
 async function startMailroom(o: Options, sinkPort: number): Promise<MailroomServer> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'mailroom-bench-out-'));
-  const schema = `bench_${process.pid}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
-  let dropped = false;
-  const dropSchema = async () => {
-    if (o.engine !== 'postgres' || dropped) return;
-    dropped = true;
-    await dropSchemas(schema, o.databaseUrl);
-  };
-  const removeDir = () => rm(dataDir, { recursive: true, force: true });
-  cleanups.push(removeDir, dropSchema);
-  const env: NodeJS.ProcessEnv = {
-    ...cleanEnv(),
-    MAILROOM_DATA_DIR: dataDir,
-    MAILROOM_ADMIN_TOKEN: ADMIN_TOKEN,
-    MAILROOM_LOG_LEVEL: 'warn',
-    MAILROOM_HOST: '127.0.0.1',
-    MAILROOM_HTTP_PORT: '0',
-    MAILROOM_SMTP_PORT: '0',
-    MAILROOM_DOMAIN: DOMAIN,
-    MAILROOM_HOSTNAME: HOSTNAME,
-    MAILROOM_SMTP_RELAY_URL: `smtp://127.0.0.1:${sinkPort}`,
-    // Nothing here needs DNS (the relay takes every foreign recipient); make sure nothing asks.
-    MAILROOM_DNS_SERVERS: '127.0.0.1:1',
-    ...(o.engine === 'postgres' ? { DATABASE_URL: o.databaseUrl, MAILROOM_DATABASE_SCHEMA: schema } : {}),
-    ...(process.env.BENCH_MAILROOM_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_MAILROOM_NODE_OPTIONS } : {}),
-  };
-  const profile = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [];
-  const child = spawnChild('mailroom', process.execPath, [...profile, MAILROOM_BIN, 'serve'], env);
-  cleanups.push(() => child.stop());
-  let api: HttpClient | null = null;
+  const mr = await startMailroomProcess({
+    engine: o.engine,
+    databaseUrl: o.databaseUrl,
+    profileDir: o.profileDir,
+    dataDirPrefix: 'mailroom-bench-out-',
+    baseEnv: cleanEnv({ dropNodeOptions: true }),
+    env: {
+      MAILROOM_SMTP_RELAY_URL: `smtp://127.0.0.1:${sinkPort}`,
+      // Nothing here needs DNS (the relay takes every foreign recipient); make sure nothing asks.
+      MAILROOM_DNS_SERVERS: '127.0.0.1:1',
+    },
+    banner: /HTTP API\s+(http:\/\/\S+?:\d+)\b/,
+  });
+  const httpBase = mr.banner[1];
+  const api = httpClient(httpBase, 256);
   const stop = async () => {
-    api?.close();
-    await child.stop();
-    await removeDir();
-    await dropSchema();
+    api.close();
+    await mr.stop();
   };
-  let m: RegExpExecArray;
-  try {
-    m = await child.waitForOutput(/HTTP API\s+(http:\/\/\S+?:\d+)\b/, 120_000);
-  } catch (err) {
-    await stop().catch(() => {});
-    throw err;
-  }
-  const bannerEnd = child.output().length;
-  api = httpClient(m[1], 256);
-  return { pid: child.pid, httpBase: m[1], api, logSince: () => child.output().slice(bannerEnd), stop };
+  return { pid: mr.child.pid, httpBase, api, logSince: mr.logSince, stop };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,9 +379,8 @@ async function startMailroom(o: Options, sinkPort: number): Promise<MailroomServ
 
 function describe(r: PhaseResult): string {
   const wall = (r.submittedAt - r.startedAt) / 1000;
-  let s = `${int0(r.ok)}/${int0(r.n)} in ${fixed(wall, 2)} s = ${int0(r.ok / wall)}/s; latency p50 ${fixed(percentile(r.latencies, 50), 1)} ms, p99 ${fixed(percentile(r.latencies, 99), 1)} ms`;
-  if (r.failed) s += `; FAILED ${int0(r.failed)} (${[...r.failures].map(([k, v]) => `${v}× ${k}`).join('; ')})`;
-  return s;
+  return `${int0(r.ok)}/${int0(r.n)} in ${fixed(wall, 2)} s = ${int0(r.ok / wall)}/s; latency p50 ${fixed(percentile(r.latencies, 50), 1)} ms, p99 ${fixed(percentile(r.latencies, 99), 1)} ms` +
+    failureNote(r.failed, r.failures);
 }
 
 /** Waits until the sink has counted every successful message of `r`, and fills in the end-to-end figures. */
@@ -724,11 +515,7 @@ async function runMailroom(o: Options, sink: Sink, content: (group: string, seq:
       `(${int0(submitted)} sent in all, warm-up included${(epochNow() - r.startedAt) > 60_000 ? '; the run took longer than the window' : ''})`);
     return { result: r, checks, failedChecks };
   } finally {
-    const log = mr.logSince().split('\n').filter((l) => l.trim());
-    if (log.length) {
-      const first = log[0].length > 300 ? `${log[0].slice(0, 300)}…` : log[0];
-      say(`    Mailroom wrote ${log.length} log line(s) at warn level or above during the run; the first: ${first}`);
-    }
+    sayMailroomLog(mr.logSince());
     await mr.stop();
   }
 }
@@ -737,12 +524,8 @@ async function runMailroom(o: Options, sink: Sink, content: (group: string, seq:
 // Report
 // ---------------------------------------------------------------------------------------------
 
-function pad(s: string, w: number, right = false): string {
-  return right ? s.padStart(w) : s.padEnd(w);
-}
-
 function printTable(rows: PhaseResult[], o: Options): void {
-  const cols = [
+  const cols: Column[] = [
     { h: 'path', w: 28, r: false },
     { h: 'N', w: 6, r: true },
     { h: 'ok', w: 6, r: true },
@@ -759,8 +542,7 @@ function printTable(rows: PhaseResult[], o: Options): void {
   ];
   say('');
   say(`${o.size.label} text body, C=${o.c}, N=${int0(o.n)}`);
-  say(cols.map((c) => pad(c.h, c.w, c.r)).join('  '));
-  say(cols.map((c) => '-'.repeat(c.w)).join('  '));
+  printTableHeader(cols);
   for (const r of rows) {
     const mailroom = r.group === 'mr';
     const submitS = (r.submittedAt - r.startedAt) / 1000;
@@ -779,7 +561,7 @@ function printTable(rows: PhaseResult[], o: Options): void {
       cpu ? pct(cpu.sink, cpu.wallS) : '-',
       cpu && mailroom ? pct(cpu.self, cpu.wallS) : '-',
     ];
-    say(cells.map((c, i) => pad(c, cols[i].w, cols[i].r)).join('  '));
+    printTableRow(cells, cols);
   }
   say('');
   say('accepted/s = 202s ÷ wall time of the submit phase (first POST → last 202); p50/p99 = POST → 202 for Mailroom,');
@@ -797,9 +579,9 @@ async function main(): Promise<void> {
   const o = parseOptions();
   const started = performance.now();
   const tag = randomBytes(4).toString('hex');
-  say(`Mailroom outbound benchmark — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, loopback`);
+  say(`Mailroom outbound benchmark — ${machineSummary()}`);
   say(`  N = ${int0(o.n)}, C = ${o.c}, text body ${o.size.label} (${int0(o.size.bytes)} bytes), ${o.warmup} warm-up messages per path (not measured); Mailroom engine: ${o.engine}`);
-  say(`  load average at start: ${loadavg().map((l) => l.toFixed(2)).join(', ')} (other processes on this machine skew every number below)`);
+  say(`  load average at start: ${loadAverage()} (other processes on this machine skew every number below)`);
 
   const sink = await startSink(o);
   say(`  sink (bench/sink.ts, smtp-server discard${o.sinkDelay ? ', 100 ms greeting delay kept' : ', no greeting delay'}) on 127.0.0.1:${sink.port}, pid ${sink.pid}`);
@@ -807,7 +589,7 @@ async function main(): Promise<void> {
   const key = generateDkimKey();
   const from = `bench@${DOMAIN}`;
   const transport = rawTransport(sink.port);
-  cleanups.push(async () => transport.close());
+  addCleanup(async () => transport.close());
 
   const rows: PhaseResult[] = [];
   const runs: { raw: PhaseResult[]; mailroom: MailroomRun | null } = { raw: [], mailroom: null };
@@ -833,7 +615,7 @@ async function main(): Promise<void> {
 
   say('');
   say('================================================================================================');
-  say(`Results (total bench time ${fixed((performance.now() - started) / 60_000, 1)} min; load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(', ')}; ` +
+  say(`Results (total bench time ${fixed((performance.now() - started) / 60_000, 1)} min; load average at the end: ${loadAverage()}; ` +
     `sink connections ${int0(sinkStats.connections)})`);
   printTable(rows, o);
 
@@ -864,28 +646,4 @@ async function main(): Promise<void> {
   }
 }
 
-const onSignal = (signal: NodeJS.Signals) => {
-  process.stderr.write(`\n${signal}: stopping children and removing temporary data…\n`);
-  void runCleanups().finally(() => process.exit(130));
-};
-process.once('SIGINT', onSignal);
-process.once('SIGTERM', onSignal);
-
-let mainDone = false;
-process.on('beforeExit', () => {
-  if (!mainDone) {
-    mainDone = true;
-    process.stderr.write('bench failed: stalled (nothing left to wait for before the run finished)\n');
-    process.exitCode = 1;
-    void runCleanups();
-  }
-});
-
-main().finally(() => { mainDone = true; }).then(
-  () => runCleanups(),
-  async (err) => {
-    process.stderr.write(`bench failed: ${(err as Error)?.stack ?? err}\n`);
-    await runCleanups();
-    process.exitCode = 1;
-  },
-);
+runBench(main, 'stopping children and removing temporary data');

@@ -33,8 +33,9 @@ for (const engine of ENGINES) {
     });
 
     test(`I6/I11: ${N} messages queued or sending at kill -9 are all delivered after restart; duplicates within the bound, same Message-ID`, async () => {
-      // 40 ms per message over the relay pool: the queue drains far slower than the API fills it.
-      const sink = await startSink({ starttls: false, delayMs: 40 });
+      // 200 ms per message over the relay pool's 5 connections (25/s): the queue drains far slower
+      // than the API fills it, so most of the 1,000 are still queued at the kill.
+      const sink = await startSink({ starttls: false, delayMs: 200 });
       try {
         const dir = await mkdtemp(path.join(tmpdir(), `mailroom-send-crash-${engine}-`));
         dirs.push(dir);
@@ -58,7 +59,7 @@ for (const engine of ENGINES) {
         const atKill = sink.messages.length;
         await first.kill9();
         assert.equal(accepted.size, N);
-        assert.ok(atKill < N, `the kill must come while messages are still queued (sink had ${atKill})`);
+        assert.ok(atKill < N / 2, `the kill must come while most messages are still queued (sink had ${atKill})`);
 
         sink.delayMs = 0;
         const second = await startServe(env);

@@ -37,6 +37,8 @@ export interface PolicyView {
 }
 
 const WINDOWS: Record<string, number> = { minute: 60, hour: 3600, day: 86400 };
+/** The share of admissions that also delete the usage rows that left their window. */
+const PRUNE_EVERY = 1 / 20;
 const guardMs = (p: Policy) => Math.min(p.window_seconds * 100, 1000);
 const spanMs = (p: Policy) => p.window_seconds * 1000 + guardMs(p);
 
@@ -160,8 +162,10 @@ export class Limits {
     }
     const rows = admitted.flatMap((u) => pairsOf.get(u.id)!.map((id) => ({ policy_id: pairs.get(id)!.p.id, key: pairs.get(id)!.key, at: now, message_id: messageId })));
     for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('rate_usage').values(rows.slice(i, i + 1000)).execute();
-    // Rows older than the longest window are of no use to anyone: prune the keys just touched.
-    for (const { p, key } of pairs.values()) {
+    // Rows that left the window are of no use to anyone: prune the keys just touched, now and then
+    // (every admission would add a statement per policy to every send for rows that cost nothing
+    // to keep a while: the window queries are bounded by the index on (policy, key, at)).
+    if (Math.random() < PRUNE_EVERY) for (const { p, key } of pairs.values()) {
       await trx.deleteFrom('rate_usage').where('policy_id', '=', p.id).where('key', '=', key).where('at', '<=', new Date(now.getTime() - spanMs(p))).execute();
     }
     return { admitted, blocked, admittedAt: now };
@@ -189,13 +193,13 @@ export class Limits {
       }
     }
     for (const { p, key, n } of need.values()) {
-      const rows = await this.#db.selectFrom('rate_usage').select('at').where('policy_id', '=', p.id).where('key', '=', key)
-        .where('at', '>', new Date(now.getTime() - spanMs(p))).orderBy('at').execute();
+      const inWindow = this.#db.selectFrom('rate_usage').where('policy_id', '=', p.id).where('key', '=', key).where('at', '>', new Date(now.getTime() - spanMs(p)));
+      const used = Number((await inWindow.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
       const cap = capOf(p, s, now);
-      if (rows.length + n <= cap) continue;
-      const idx = rows.length + n - cap - 1;
-      const t = cap > 0 && idx < rows.length ? new Date(rows[idx].at).getTime() + spanMs(p) : now.getTime() + spanMs(p);
-      at = Math.max(at ?? 0, t);
+      if (used + n <= cap) continue;
+      // The last of these n recipients goes when the (used + n - cap)-th oldest send leaves the window.
+      const row = cap > 0 ? await inWindow.select('at').orderBy('at').offset(used + n - cap - 1).limit(1).executeTakeFirst() : undefined;
+      at = Math.max(at ?? 0, (row ? new Date(row.at).getTime() : now.getTime()) + spanMs(p));
     }
     return at === null ? null : new Date(at);
   }

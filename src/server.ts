@@ -15,7 +15,7 @@ import { createLogger, type Logger } from './log.ts';
 import { Messages } from './messages/messages.ts';
 import { lockDataDir } from './store/data-dir-lock.ts';
 import { openStore, type Store } from './store/database.ts';
-import { createResolver } from './dns/resolver.ts';
+import { cachingResolve, createResolver } from './dns/resolver.ts';
 import { Domains } from './outbound/domains.ts';
 import { Outbox } from './outbound/outbox.ts';
 import { Limits } from './outbound/limits.ts';
@@ -75,13 +75,14 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       : new DatabaseAcceptor(store, boss);
     cleanups.push(() => acceptor.close());
 
-    await startIngestWorker(store, boss, log);
+    // Sending and receiving share one resolver (MAILROOM_DNS_SERVERS); mailauth gets a cached view of it.
+    const resolver = createResolver(config.outbound.dnsServers);
+    await startIngestWorker(store, boss, log, { authservId: config.hostname, resolve: cachingResolve(resolver) });
 
     const inboxes = new Inboxes(store.db, config.domains, { soleWriter: store.engine === 'pglite' });
     const messages = new Messages(store.db, store.blobs, inboxes);
 
     // Sending: every served domain has a DKIM key from the first start on.
-    const resolver = createResolver(config.outbound.dnsServers);
     const domains = new Domains(store.db, resolver, config.hostname);
     await domains.ensure(config.domains);
     const transports = new Transports({ config, resolver, inboxes, acceptor, log });

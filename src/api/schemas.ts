@@ -53,8 +53,26 @@ const summaryShape = {
   parse_warnings: z.array(z.string()),
 };
 export const MessageSummary = z.object(summaryShape).openapi('MessageSummary');
+const AuthResult = z.enum(['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror', 'policy']);
+export const AuthVerdict = z
+  .object({
+    authserv_id: z.string(),
+    spf: z.object({ result: AuthResult, domain: z.string().nullable() }),
+    dkim: z.array(z.object({ result: AuthResult, domain: z.string().nullable(), selector: z.string().nullable(), aligned: z.boolean() })),
+    dmarc: z.object({ result: AuthResult, domain: z.string().nullable(), policy: z.string().nullable(), alignment: z.object({ spf: z.boolean(), dkim: z.boolean() }) }),
+    arc: z.object({ result: AuthResult }),
+    signals: z.array(z.object({ kind: z.string(), evidence: z.string() })),
+  })
+  .openapi('AuthVerdict');
+export const Security = z
+  .object({ auth: AuthVerdict.optional() })
+  .openapi('Security', { description: 'Computed by Mailroom after receipt, never read from the message’s own Authentication-Results headers.' });
+
 export const Message = z
-  .object({ ...summaryShape, text: z.string().nullable(), html: z.string().nullable(), headers: z.array(z.object({ name: z.string(), value: z.string() })) })
+  .object({
+    ...summaryShape, text: z.string().nullable(), html: z.string().nullable(), headers: z.array(z.object({ name: z.string(), value: z.string() })),
+    security: Security.nullable(),
+  })
   .openapi('Message');
 
 export const Thread = z

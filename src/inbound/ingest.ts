@@ -2,6 +2,7 @@ import type { PgBoss } from 'pg-boss';
 import { newId } from '../ids.ts';
 import { inTransaction, QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
 import { mayBeReport } from '../outbound/verp.ts';
+import { authVerdict, type AuthVerdict } from '../intel/auth.ts';
 import { INGEST_GROUP, type IngestJob } from './receipts.ts';
 import type { Logger } from '../log.ts';
 import { assignThreads } from '../messages/threading.ts';
@@ -15,9 +16,9 @@ import type { Store } from '../store/database.ts';
  * only delays it: the job is retried and every write is idempotent (message ids were fixed at
  * accept time; a receipt already ingested is skipped).
  */
-export async function ingestReceipts(store: Store, boss: PgBoss, receiptIds: string[], log: Logger): Promise<number> {
+export async function ingestReceipts(store: Store, boss: PgBoss, receiptIds: string[], log: Logger, auth?: AuthOptions): Promise<number> {
   try {
-    return await ingestBatch(store, boss, receiptIds, log);
+    return await ingestBatch(store, boss, receiptIds, log, auth);
   } catch (err) {
     if (receiptIds.length <= 1) throw err;
     // One receipt that cannot be ingested (a value the database refuses, a missing blob) must not
@@ -29,7 +30,7 @@ export async function ingestReceipts(store: Store, boss: PgBoss, receiptIds: str
     let failure: unknown = null;
     for (const id of receiptIds) {
       try {
-        count += await ingestBatch(store, boss, [id], log);
+        count += await ingestBatch(store, boss, [id], log, auth);
       } catch (e) {
         log.error({ err: e, receipt: id }, 'could not ingest a received message; its raw stays stored and the job is retried');
         failure ??= e;
@@ -40,7 +41,7 @@ export async function ingestReceipts(store: Store, boss: PgBoss, receiptIds: str
   }
 }
 
-async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log: Logger): Promise<number> {
+async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log: Logger, auth?: AuthOptions): Promise<number> {
   const { db, blobs } = store;
   const receipts = await db.selectFrom('receipts').selectAll().where('id', 'in', receiptIds).where('state', '=', 'accepted').execute();
   if (!receipts.length) return 0;
@@ -67,6 +68,14 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
       a.content = Buffer.alloc(0);
     }
     parsed.set(r.id, { p, attachmentShas, attachmentSizes });
+  }
+  // Authentication verdicts, side by side (they wait on DNS), from the sender's bytes and envelope.
+  const verdicts = new Map<string, AuthVerdict>();
+  if (auth) {
+    await Promise.all(receipts.map(async (r) => {
+      const raw = (await blobs.get(r.raw_sha256))!;
+      verdicts.set(r.id, await authVerdict(raw.subarray(r.trace_size), { ip: r.remote_address, helo: r.helo, mailFrom: r.mail_from }, parsed.get(r.id)!.p, auth));
+    }));
   }
 
   return db.transaction().execute(async (trx) => {
@@ -117,6 +126,7 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
             raw_sha256: r.raw_sha256,
             received_at: r.received_at,
             parse_warnings: JSON.stringify(p.warnings),
+            security: verdicts.has(r.id) ? JSON.stringify({ auth: verdicts.get(r.id) }) : null,
           };
         }))
         .execute();
@@ -151,7 +161,10 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
 }
 
 /** Starts this process's ingest workers. Several processes on one PostgreSQL share the queue. */
-export async function startIngestWorker(store: Store, boss: PgBoss, log: Logger): Promise<void> {
+/** How ingest computes `security.auth`: the resolver (cached) and the authserv-id (our host name). */
+export interface AuthOptions { authservId: string; resolve: (name: string, rrtype: string) => Promise<unknown> }
+
+export async function startIngestWorker(store: Store, boss: PgBoss, log: Logger, auth?: AuthOptions): Promise<void> {
   if (store.engine === 'pglite') await retryOrphanedJobs(store, boss, log, QUEUES.ingest);
   await boss.work<IngestJob>(
     QUEUES.ingest,
@@ -162,7 +175,7 @@ export async function startIngestWorker(store: Store, boss: PgBoss, log: Logger)
       // Jobs hold up to INGEST_GROUP receipts each; a transaction takes one group at most.
       const ids = jobs.flatMap((j) => j.data.receipt_ids ?? []);
       let n = 0;
-      for (let i = 0; i < ids.length; i += INGEST_GROUP) n += await ingestReceipts(store, boss, ids.slice(i, i + INGEST_GROUP), log);
+      for (let i = 0; i < ids.length; i += INGEST_GROUP) n += await ingestReceipts(store, boss, ids.slice(i, i + INGEST_GROUP), log, auth);
       log.debug({ jobs: jobs.length, receipts: ids.length, messages: n }, 'ingested');
     },
   );

@@ -43,6 +43,8 @@ export interface MessageView extends MessageSummary {
   text: string | null;
   html: string | null;
   headers: { name: string; value: string }[];
+  /** Received mail: what Mailroom can tell about it (`auth` now); null for sent mail. */
+  security: Record<string, unknown> | null;
 }
 
 export interface ThreadView {
@@ -88,6 +90,7 @@ const toView = (m: MessageRow, attachments: AttachmentRow[]): MessageView => ({
   text: m.text,
   html: m.html,
   headers: m.headers,
+  security: (m.security as Record<string, unknown> | null) ?? null,
 });
 
 const toThreadView = (t: ThreadRow): ThreadView => ({
@@ -144,7 +147,7 @@ export class Messages {
     if (f.direction) q = q.where('direction', '=', f.direction);
     const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
     const atts = await this.#attachmentsOf(rows.slice(0, limit).map((r) => r.id));
-    return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [] }, atts.get(r.id) ?? []));
+    return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [], security: null }, atts.get(r.id) ?? []));
   }
 
   /** A message row the principal may see (its inbox live and in scope), else not_found. */

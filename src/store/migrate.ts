@@ -3,6 +3,7 @@ import { Migrator, type Migration, type MigrationProvider } from 'kysely/migrati
 import * as m001 from './migrations/001-core.ts';
 import * as m002 from './migrations/002-outbound.ts';
 import * as m003 from './migrations/003-limits.ts';
+import * as m004 from './migrations/004-security.ts';
 
 /**
  * The one migration set, for both engines. Listed statically (not read from a folder) so the order
@@ -13,6 +14,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '001-core': m001,
   '002-outbound': m002,
   '003-limits': m003,
+  '004-security': m004,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

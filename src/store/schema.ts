@@ -82,6 +82,8 @@ export interface MessageTable {
   raw_sha256: string;
   received_at: Timestamp;
   parse_warnings: Json<string[]>;
+  /** Inbound only: { auth } (intel/auth.ts); null for sent mail and for mail received before it existed. */
+  security: Json<Record<string, unknown>> | null;
   created_at: Generated<Timestamp>;
 }
 

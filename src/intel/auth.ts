@@ -1,0 +1,103 @@
+import { authenticate } from 'mailauth';
+import type { ParsedMessage } from '../mime/parse.ts';
+
+/**
+ * `security.auth` of a received message: SPF, every DKIM signature, DMARC (alignment and policy) and
+ * ARC, computed by mailauth from the bytes the sender sent and the SMTP envelope Mailroom saw — never
+ * from `Authentication-Results` headers already in the message (RFC 8601 §5: one that claims our
+ * authserv-id is a forgery, and any other is somebody else's opinion). Plus the sender signals an
+ * agent should see: a display name carrying another address, several From fields, an envelope sender
+ * of another domain, and non-ASCII (IDN) sender domains that may imitate a familiar one.
+ *
+ * Runs in the ingest job, after the `250`: DNS cannot slow or fail the acceptance of mail. A DNS
+ * failure yields `temperror`; a verifier error yields `temperror` too — never `pass`.
+ */
+export type AuthResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror' | 'policy';
+
+export interface AuthSignal { kind: string; evidence: string }
+
+export interface AuthVerdict {
+  authserv_id: string;
+  spf: { result: AuthResult; domain: string | null };
+  dkim: { result: AuthResult; domain: string | null; selector: string | null; aligned: boolean }[];
+  dmarc: { result: AuthResult; domain: string | null; policy: string | null; alignment: { spf: boolean; dkim: boolean } };
+  arc: { result: AuthResult };
+  signals: AuthSignal[];
+}
+
+export interface Envelope { ip: string | null; helo: string | null; mailFrom: string }
+
+type Resolve = (name: string, rrtype: string) => Promise<unknown>;
+
+const res = (v: unknown): AuthResult => (typeof v === 'string' ? (v as AuthResult) : 'none');
+const domainOf = (a: string | null | undefined) => (a && a.includes('@') ? a.slice(a.lastIndexOf('@') + 1).toLowerCase() : null);
+
+/** The sender signals that need no DNS: what the From field and the envelope say about each other. */
+export function senderSignals(p: Pick<ParsedMessage, 'from' | 'headers'>, mailFrom: string): AuthSignal[] {
+  const out: AuthSignal[] = [];
+  const fromFields = p.headers.filter((h) => h.name.toLowerCase() === 'from');
+  if (fromFields.length > 1) out.push({ kind: 'multiple_from', evidence: fromFields.map((h) => h.value).join(' | ').slice(0, 200) });
+  const from = p.from;
+  if (from) {
+    // "ceo@ourco.com" <a@evil.com>: the name shows an address that is not the sender's.
+    const shown = /[^\s<>"@]+@[^\s<>"@]+\.[a-z]{2,}/i.exec(from.name ?? '')?.[0];
+    if (shown && shown.toLowerCase() !== from.address.toLowerCase()) out.push({ kind: 'display_name_has_address', evidence: `"${from.name}" <${from.address}>`.slice(0, 200) });
+    const fromDomain = domainOf(from.address);
+    const envDomain = domainOf(mailFrom);
+    // A null sender is a bounce; a different envelope domain is ordinary for mailing services, so a
+    // signal, not a failure: DMARC alignment is what decides.
+    if (fromDomain && envDomain && fromDomain !== envDomain && !fromDomain.endsWith(`.${envDomain}`) && !envDomain.endsWith(`.${fromDomain}`)) {
+      out.push({ kind: 'envelope_from_mismatch', evidence: `MAIL FROM ${envDomain}, From ${fromDomain}` });
+    }
+    // A sender domain with non-ASCII characters (or their A-label form) can imitate a known one
+    // (pаypal.com with a Cyrillic а). Reported; the injection scorer weighs it.
+    if (fromDomain && (/[^\x00-\x7f]/.test(fromDomain) || /(^|\.)xn--/.test(fromDomain))) {
+      out.push({ kind: 'idn_sender_domain', evidence: fromDomain.slice(0, 200) });
+    }
+  }
+  return out;
+}
+
+export async function authVerdict(raw: Buffer, env: Envelope, p: Pick<ParsedMessage, 'from' | 'headers'>, opts: { authservId: string; resolve: Resolve; timeoutMs?: number }): Promise<AuthVerdict> {
+  const signals = senderSignals(p, env.mailFrom);
+  const base: AuthVerdict = {
+    authserv_id: opts.authservId,
+    spf: { result: 'temperror', domain: domainOf(env.mailFrom) },
+    dkim: [],
+    dmarc: { result: 'temperror', domain: domainOf(p.from?.address), policy: null, alignment: { spf: false, dkim: false } },
+    arc: { result: 'temperror' },
+    signals,
+  };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const r: any = await Promise.race([
+      authenticate(raw, {
+        ip: env.ip ?? undefined, helo: env.helo ?? undefined, sender: env.mailFrom, mta: opts.authservId,
+        resolver: opts.resolve as never, trustReceived: false, disableBimi: true,
+      }),
+      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('authentication timed out')), opts.timeoutMs ?? 20_000); }),
+    ]);
+    return {
+      ...base,
+      spf: { result: res(r.spf?.status?.result), domain: r.spf?.domain ?? base.spf.domain },
+      dkim: (r.dkim?.results ?? []).map((d: any) => ({
+        // mailauth reports a body hash mismatch as `neutral`; RFC 6376 §3.9 calls it PERMFAIL, which
+        // RFC 8601 writes as dkim=fail — and an agent must read an altered message as failed, not neutral.
+        result: d.status?.result === 'neutral' && /body hash did not verify/i.test(String(d.status?.comment ?? '')) ? 'fail' : res(d.status?.result),
+        domain: d.signingDomain ?? null, selector: d.selector ?? null, aligned: Boolean(d.status?.aligned),
+      })),
+      dmarc: r.dmarc
+        ? {
+          result: res(r.dmarc.status?.result), domain: r.dmarc.domain ?? base.dmarc.domain, policy: r.dmarc.policy ?? r.dmarc.p ?? null,
+          alignment: { spf: Boolean(r.dmarc.alignment?.spf?.result), dkim: Boolean(r.dmarc.alignment?.dkim?.result) },
+        }
+        // mailauth cannot evaluate DMARC without exactly one author domain (RFC 9989 §5.3.1): that is a failure.
+        : { ...base.dmarc, result: 'permerror' },
+      arc: { result: res(r.arc?.status?.result) },
+    };
+  } catch (err) {
+    return { ...base, signals: [...signals, { kind: 'auth_error', evidence: String((err as Error).message).slice(0, 200) }] };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { dkimSign } from 'mailauth/lib/dkim/sign.js';
+import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
+import { startDns, type TestDns } from './helpers/dns.ts';
+import { SmtpClient } from './helpers/smtp.ts';
+
+/**
+ * security.auth (issue 4, item 1; test plan S19, S20, S22): SPF, DKIM, DMARC and ARC computed by
+ * mailauth after the `250`, against a real DNS server on loopback serving the test domains' TXT
+ * records. The SMTP client is 127.0.0.1, which the SPF records below authorise.
+ */
+function key() {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+  return { privateKey, txt: `v=DKIM1; k=rsa; p=${publicKey.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '')}` };
+}
+
+const mail = (from: string, subject: string, extra: string[] = []) =>
+  Buffer.from([`From: ${from}`, 'To: agent@mailroom.test', `Subject: ${subject}`, `Message-ID: <${subject.replace(/\W/g, '')}.${Date.now()}@example.com>`, 'Date: Wed, 25 Nov 2026 10:00:00 +0000', ...extra, '', 'Please find the quarterly numbers below.', ''].join('\r\n'));
+
+async function sign(raw: Buffer, domain: string, selector: string, privateKey: string): Promise<Buffer> {
+  const r = await dkimSign(raw, { signatureData: [{ signingDomain: domain, selector, privateKey }] } as never);
+  return Buffer.concat([Buffer.from(r.signatures), raw]);
+}
+
+for (const engine of ENGINES) {
+  describe(`${engine}: authentication verdicts (security.auth)`, { skip: await skipEngine(engine) }, () => {
+    let m: TestMailroom;
+    let dns: TestDns;
+    const k1 = key();
+    const k2 = key();
+    before(async () => {
+      dns = await startDns();
+      dns.set('example.com', [{ type: 'TXT', value: 'v=spf1 ip4:127.0.0.1 -all' }]);
+      dns.set('s1._domainkey.example.com', [{ type: 'TXT', value: k1.txt }]);
+      dns.set('_dmarc.example.com', [{ type: 'TXT', value: 'v=DMARC1; p=reject' }]);
+      dns.set('other.example', [{ type: 'TXT', value: 'v=spf1 ip4:127.0.0.1 -all' }]);
+      dns.set('s2._domainkey.other.example', [{ type: 'TXT', value: k2.txt }]);
+      for (const n of ['down.example', 's1._domainkey.down.example', '_dmarc.down.example']) dns.fail(n);
+      m = await startTestMailroom(engine, { MAILROOM_DNS_SERVERS: dns.server });
+      await m.api('POST', '/v1/inboxes', { username: 'agent' });
+    });
+    after(async () => {
+      await m?.destroy();
+      await dns?.close();
+    });
+
+    /** Sends over SMTP and returns the stored message's security.auth. */
+    async function receive(mailFrom: string, data: Buffer): Promise<any> {
+      const c = await SmtpClient.connect(m.smtpPort);
+      await c.cmd('EHLO mail.example.com');
+      const r = await c.send(mailFrom, ['agent@mailroom.test'], data);
+      assert.equal(r.data?.code, 250, r.data?.text);
+      await c.quit();
+      const id = /queued as (rcv_\w+)/.exec(r.data!.text)![1];
+      const row = await waitFor(async () => m.store.db.selectFrom('messages').innerJoin('deliveries', 'deliveries.id', 'messages.id').select('messages.id').where('deliveries.receipt_id', '=', id).executeTakeFirst(), 20_000, 'the message');
+      const msg = (await m.api('GET', `/v1/messages/${row.id}`)).body;
+      assert.ok(msg.security?.auth, JSON.stringify(msg.security));
+      return msg.security.auth;
+    }
+
+    test('S20 signed by the From domain, SPF authorised: dkim=pass (aligned), spf=pass, dmarc=pass with policy reject', async () => {
+      const a = await receive('news@example.com', await sign(mail('News <news@example.com>', 'aligned'), 'example.com', 's1', k1.privateKey));
+      assert.equal(a.authserv_id, 'mx.mailroom.test');
+      assert.deepEqual(a.dkim.map((d: any) => [d.result, d.domain, d.selector, d.aligned]), [['pass', 'example.com', 's1', true]]);
+      assert.deepEqual(a.spf, { result: 'pass', domain: 'example.com' });
+      assert.equal(a.dmarc.result, 'pass');
+      assert.equal(a.dmarc.policy, 'reject');
+      assert.deepEqual(a.dmarc.alignment, { spf: true, dkim: true });
+      assert.deepEqual(a.signals, []);
+    });
+
+    test('S20 one body byte changed after signing: dkim=fail', async () => {
+      const signed = await sign(mail('News <news@example.com>', 'tampered'), 'example.com', 's1', k1.privateKey);
+      const tampered = Buffer.from(signed.toString('latin1').replace('quarterly numbers', 'quarterly numberz'), 'latin1');
+      const a = await receive('news@example.com', tampered);
+      assert.equal(a.dkim[0].result, 'fail');
+    });
+
+    test('S20 DMARC p=reject, neither SPF nor DKIM aligned with From: dmarc=fail; the mismatch is a signal', async () => {
+      const raw = await sign(mail('CEO <ceo@example.com>', 'unaligned'), 'other.example', 's2', k2.privateKey);
+      const a = await receive('bulk@other.example', raw);
+      assert.equal(a.spf.result, 'pass', 'SPF passes for the envelope domain…');
+      assert.deepEqual(a.dkim.map((d: any) => [d.result, d.aligned]), [['pass', false]], '…and DKIM for the signing domain…');
+      assert.equal(a.dmarc.result, 'fail', '…but neither is the From domain');
+      assert.equal(a.dmarc.policy, 'reject');
+      assert.ok(a.signals.some((s: any) => s.kind === 'envelope_from_mismatch'));
+    });
+
+    test('S20 DNS down (SERVFAIL): temperror, never pass', async () => {
+      const a = await receive('ops@down.example', await sign(mail('Ops <ops@down.example>', 'dns down'), 'down.example', 's1', k1.privateKey));
+      assert.equal(a.spf.result, 'temperror');
+      assert.equal(a.dkim[0].result, 'temperror');
+      assert.equal(a.dmarc.result, 'temperror');
+    });
+
+    test('S22 an Authentication-Results header claiming our authserv-id is ignored: the verdict is our own', async () => {
+      const forged = await sign(mail('CEO <ceo@example.com>', 'forged ar', ['Authentication-Results: mx.mailroom.test; dkim=pass header.d=example.com; spf=pass; dmarc=pass']), 'other.example', 's2', k2.privateKey);
+      const a = await receive('bulk@other.example', forged);
+      assert.equal(a.dmarc.result, 'fail');
+    });
+
+    test('S19 display-name spoofing and multiple From fields are reported as signals', async () => {
+      const spoof = await receive('a@other.example', mail('"ceo@mailroom.test" <a@other.example>', 'display name'));
+      assert.deepEqual(spoof.signals.map((s: any) => s.kind), ['display_name_has_address']);
+      assert.match(spoof.signals[0].evidence, /ceo@mailroom\.test/);
+      const two = await receive('a@example.com', mail('a@example.com', 'two from', ['From: b@other.example']));
+      assert.ok(two.signals.some((s: any) => s.kind === 'multiple_from'));
+      assert.notEqual(two.dmarc.result, 'pass', 'two From fields never pass DMARC');
+      const idn = await receive('service@xn--pypal-4ve.com', mail('PayPal <service@xn--pypal-4ve.com>', 'idn'));
+      assert.ok(idn.signals.some((s: any) => s.kind === 'idn_sender_domain'));
+    });
+  });
+}

@@ -51,6 +51,9 @@ const summaryShape = {
   subject: z.string().nullable(), date: z.string().nullable(), message_id: z.string().nullable(), in_reply_to: z.string().nullable(),
   references: z.array(z.string()), preview: z.string(), attachments: z.array(Attachment), size: z.number(), received_at: z.string(),
   parse_warnings: z.array(z.string()),
+  kind: z.enum(['human', 'auto_reply', 'out_of_office', 'bounce', 'complaint', 'list', 'transactional']).nullable()
+    .openapi({ description: 'Received mail only: who or what wrote it (RFC 3834 headers, report structure, text).' }),
+  return_date: z.string().nullable().openapi({ description: 'Out of office: the stated return day, YYYY-MM-DD.' }),
 };
 export const MessageSummary = z.object(summaryShape).openapi('MessageSummary');
 const AuthResult = z.enum(['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror', 'policy']);
@@ -72,6 +75,7 @@ export const Message = z
   .object({
     ...summaryShape, text: z.string().nullable(), html: z.string().nullable(), headers: z.array(z.object({ name: z.string(), value: z.string() })),
     security: Security.nullable(),
+    kind_evidence: z.array(z.string()).nullable(),
   })
   .openapi('Message');
 

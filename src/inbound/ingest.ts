@@ -3,6 +3,7 @@ import { newId } from '../ids.ts';
 import { inTransaction, QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
 import { mayBeReport } from '../outbound/verp.ts';
 import { authVerdict, type AuthVerdict } from '../intel/auth.ts';
+import { messageKind, type MessageKind } from '../intel/kind.ts';
 import { INGEST_GROUP, type IngestJob } from './receipts.ts';
 import type { Logger } from '../log.ts';
 import { assignThreads } from '../messages/threading.ts';
@@ -71,6 +72,11 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
   }
   // Authentication verdicts, side by side (they wait on DNS), from the sender's bytes and envelope.
   const verdicts = new Map<string, AuthVerdict>();
+  const kinds = new Map<string, MessageKind>();
+  for (const r of receipts) {
+    const raw = (await blobs.get(r.raw_sha256))!;
+    kinds.set(r.id, await messageKind(parsed.get(r.id)!.p, raw.subarray(r.trace_size), r.mail_from));
+  }
   if (auth) {
     await Promise.all(receipts.map(async (r) => {
       const raw = (await blobs.get(r.raw_sha256))!;
@@ -127,6 +133,9 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
             received_at: r.received_at,
             parse_warnings: JSON.stringify(p.warnings),
             security: verdicts.has(r.id) ? JSON.stringify({ auth: verdicts.get(r.id) }) : null,
+            kind: kinds.get(r.id)?.kind ?? null,
+            return_date: kinds.get(r.id)?.return_date ?? null,
+            kind_evidence: kinds.has(r.id) ? JSON.stringify(kinds.get(r.id)!.evidence) : null,
           };
         }))
         .execute();

@@ -37,6 +37,10 @@ export interface MessageSummary {
   size: number;
   received_at: string;
   parse_warnings: string[];
+  /** Received mail: human, auto_reply, out_of_office, bounce, complaint, list or transactional; null for sent mail. */
+  kind: 'human' | 'auto_reply' | 'out_of_office' | 'bounce' | 'complaint' | 'list' | 'transactional' | null;
+  /** Out of office: when the sender says they are back (YYYY-MM-DD), if the text states it. */
+  return_date: string | null;
 }
 
 export interface MessageView extends MessageSummary {
@@ -45,6 +49,8 @@ export interface MessageView extends MessageSummary {
   headers: { name: string; value: string }[];
   /** Received mail: what Mailroom can tell about it (`auth` now); null for sent mail. */
   security: Record<string, unknown> | null;
+  /** Why `kind` is what it is (headers and phrases that decided it). */
+  kind_evidence: string[] | null;
 }
 
 export interface ThreadView {
@@ -82,6 +88,8 @@ function toSummary(m: MessageRow, attachments: AttachmentRow[]): MessageSummary 
     size: m.size,
     received_at: m.received_at.toISOString(),
     parse_warnings: m.parse_warnings,
+    kind: (m.kind as MessageSummary['kind']) ?? null,
+    return_date: m.return_date ?? null,
   };
 }
 
@@ -91,6 +99,7 @@ const toView = (m: MessageRow, attachments: AttachmentRow[]): MessageView => ({
   html: m.html,
   headers: m.headers,
   security: (m.security as Record<string, unknown> | null) ?? null,
+  kind_evidence: (m.kind_evidence as string[] | null) ?? null,
 });
 
 const toThreadView = (t: ThreadRow): ThreadView => ({
@@ -137,7 +146,7 @@ export class Messages {
       .selectFrom('messages')
       .select([
         'id', 'inbox_id', 'thread_id', 'receipt_id', 'direction', 'from_address', 'from_name', 'to', 'cc', 'reply_to', 'subject', 'date',
-        'message_id', 'in_reply_to', 'references', 'size', 'raw_sha256', 'received_at', 'parse_warnings', 'created_at',
+        'message_id', 'in_reply_to', 'references', 'size', 'raw_sha256', 'received_at', 'parse_warnings', 'created_at', 'kind', 'return_date',
         sql<string | null>`left(text, 400)`.as('text'),
       ])
       .where('inbox_id', '=', inboxId);
@@ -147,7 +156,7 @@ export class Messages {
     if (f.direction) q = q.where('direction', '=', f.direction);
     const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
     const atts = await this.#attachmentsOf(rows.slice(0, limit).map((r) => r.id));
-    return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [], security: null }, atts.get(r.id) ?? []));
+    return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [], security: null, kind_evidence: null }, atts.get(r.id) ?? []));
   }
 
   /** A message row the principal may see (its inbox live and in scope), else not_found. */

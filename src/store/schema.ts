@@ -84,6 +84,10 @@ export interface MessageTable {
   parse_warnings: Json<string[]>;
   /** Inbound only: { auth } (intel/auth.ts); null for sent mail and for mail received before it existed. */
   security: Json<Record<string, unknown>> | null;
+  /** Inbound only: intel/kind.ts. */
+  kind: string | null;
+  return_date: string | null;
+  kind_evidence: Json<string[]> | null;
   created_at: Generated<Timestamp>;
 }
 

@@ -67,8 +67,14 @@ export const AuthVerdict = z
     signals: z.array(z.object({ kind: z.string(), evidence: z.string() })),
   })
   .openapi('AuthVerdict');
+export const Injection = z
+  .object({
+    score: z.number(), level: z.enum(['low', 'medium', 'high', 'unknown']),
+    signals: z.array(z.object({ kind: z.string(), evidence: z.string(), location: z.enum(['subject', 'text', 'hidden_html', 'attachment', 'headers']), weight: z.number() })),
+  })
+  .openapi('Injection', { description: 'Prompt-injection risk, scored locally; level unknown when the scorer failed.' });
 export const Security = z
-  .object({ auth: AuthVerdict.optional() })
+  .object({ auth: AuthVerdict.optional(), injection: Injection.optional() })
   .openapi('Security', { description: 'Computed by Mailroom after receipt, never read from the message’s own Authentication-Results headers.' });
 
 export const Message = z

@@ -4,6 +4,7 @@ import { inTransaction, QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
 import { mayBeReport } from '../outbound/verp.ts';
 import { authVerdict, type AuthVerdict } from '../intel/auth.ts';
 import { messageKind, type MessageKind } from '../intel/kind.ts';
+import { scoreInjection } from '../intel/injection.ts';
 import { INGEST_GROUP, type IngestJob } from './receipts.ts';
 import type { Logger } from '../log.ts';
 import { assignThreads } from '../messages/threading.ts';
@@ -84,6 +85,12 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
     }));
   }
 
+  // Injection risk, once per receipt and outside the transaction (CPU work must not hold the connection).
+  const injections = new Map(receipts.map((r) => {
+    const { p } = parsed.get(r.id)!;
+    return [r.id, scoreInjection({ subject: p.subject, text: p.text, html: p.html, fromName: p.from?.name, attachments: p.attachments, auth: verdicts.get(r.id) ?? null })];
+  }));
+
   return db.transaction().execute(async (trx) => {
     const existing = new Set(
       deliveries.length ? (await trx.selectFrom('messages').select('id').where('id', 'in', deliveries.map((d) => d.id)).execute()).map((m) => m.id) : [],
@@ -132,7 +139,10 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
             raw_sha256: r.raw_sha256,
             received_at: r.received_at,
             parse_warnings: JSON.stringify(p.warnings),
-            security: verdicts.has(r.id) ? JSON.stringify({ auth: verdicts.get(r.id) }) : null,
+            security: JSON.stringify({
+              ...(verdicts.has(r.id) ? { auth: verdicts.get(r.id) } : {}),
+              injection: injections.get(r.id),
+            }),
             kind: kinds.get(r.id)?.kind ?? null,
             return_date: kinds.get(r.id)?.return_date ?? null,
             kind_evidence: kinds.has(r.id) ? JSON.stringify(kinds.get(r.id)!.evidence) : null,

@@ -1,6 +1,7 @@
 /**
  * `npm run eval`: scores the bounce classifier (src/outbound/bounces) against sisimai's labelled
- * sample set in the shared corpora. A report, not a gate: it always exits 0 and ends with
+ * sample set, and the injection scorer (src/intel/injection.ts) against BIPIA's composed emails,
+ * in the shared corpora. A report, not a gate: it always exits 0 and ends with
  * "TARGETS MET" or "TARGETS MISSED: …" (also when the corpus is missing, after an error message).
  *   MAILROOM_CORPORA=/path/to/corpora   corpus root (default: ../shared/corpora beside the repo)
  */
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import {
   corporaRoot, corpusPresent, missedTargets, ratio, runCorpus, score, SISIMAI_SET, TARGETS, type Miss,
 } from '../src/outbound/bounces/corpus-eval.ts';
+import { BIPIA, INJECTION_TARGETS, runInjectionEval } from '../src/intel/injection-eval.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const corpora = corporaRoot(repoRoot);
@@ -80,4 +82,21 @@ if (all.length) {
 }
 
 const missed = missedTargets(rep);
+
+// Prompt injection (BIPIA composed samples): flagged = level medium or high.
+const inj = runInjectionEval(corpora);
+console.log('\nPrompt injection (bipia-email composed samples; flagged = level medium or high)');
+if (!inj) {
+  console.log(`  corpus not found: ${path.join(corpora, BIPIA)}`);
+  missed.push('injection corpus not found');
+} else {
+  const p100 = (x: number) => `${(100 * x).toFixed(1)}%`;
+  console.log(`  recall          ${p100(inj.recall).padStart(6)}  (${inj.caught}/${inj.injected})   target ≥ ${p100(INJECTION_TARGETS.recall)}`);
+  console.log(`  false positives ${p100(inj.fpr).padStart(6)}  (${inj.falsePositives}/${inj.benign})   target ≤ ${p100(INJECTION_TARGETS.fpr)}`);
+  console.log(`  precision       ${p100(inj.precision).padStart(6)}   F1 ${inj.f1.toFixed(2)}`);
+  console.log('  recall by attack category:');
+  for (const [cat, c] of [...inj.byCategory].sort((a, b) => b[1].total - a[1].total)) console.log(`    ${cat.padEnd(28)} ${c.caught}/${c.total}`);
+  if (inj.recall < INJECTION_TARGETS.recall) missed.push(`injection recall ${p100(inj.recall)} < ${p100(INJECTION_TARGETS.recall)}`);
+  if (inj.fpr > INJECTION_TARGETS.fpr) missed.push(`injection false-positive rate ${p100(inj.fpr)} > ${p100(INJECTION_TARGETS.fpr)}`);
+}
 console.log(missed.length ? `\nTARGETS MISSED: ${missed.join('; ')}` : '\nTARGETS MET');

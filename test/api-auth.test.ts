@@ -27,6 +27,7 @@ const ROUTE_SCOPES: Record<string, string> = {
   'POST /v1/inboxes/{inbox_id}/messages': 'messages:send',
   'POST /v1/messages/{message_id}/reply': 'messages:send',
   'POST /v1/messages/{message_id}/reply_all': 'messages:send',
+  'POST /v1/messages/{message_id}/release': 'inboxes:write',
   'POST /v1/domains': 'admin',
   'GET /v1/domains': 'admin',
   'GET /v1/domains/{name}': 'admin',
@@ -141,7 +142,9 @@ for (const engine of ENGINES) {
         if (method !== 'DELETE') {
           const withIt = await mint({ scopes: [scope] });
           const allowed = await m.api(method, fill(p), body, withIt.token);
-          assert.ok(allowed.status < 300, `${route} with ${scope}: ${allowed.status} ${JSON.stringify(allowed.body).slice(0, 200)}`);
+          // Releasing a message that is not held is a 409 after the scope check passed.
+          const passed = allowed.status < 300 || (route.endsWith('/release') && allowed.status === 409 && allowed.body.code === 'conflict');
+          assert.ok(passed, `${route} with ${scope}: ${allowed.status} ${JSON.stringify(allowed.body).slice(0, 200)}`);
         }
       }
       // A token cannot mint tokens, let alone broader ones, without admin.

@@ -133,29 +133,62 @@ describe('injection scoring', () => {
 });
 
 for (const engine of ENGINES) {
-  describe(`${engine}: security.injection on received mail`, { skip: await skipEngine(engine) }, () => {
+  describe(`${engine}: security.injection and the inbox policy on received mail`, { skip: await skipEngine(engine) }, () => {
     let m: TestMailroom;
-    before(async () => {
-      m = await startTestMailroom(engine);
-      await m.api('POST', '/v1/inboxes', { username: 'reader' });
-    });
+    before(async () => { m = await startTestMailroom(engine); });
     after(async () => { await m?.destroy(); });
 
-    test('a message with a hidden instruction is stored with level high and the hidden signal; a benign one is low', async () => {
+    async function deliver(to: string, subject: string, html: string): Promise<void> {
       const c = await SmtpClient.connect(m.smtpPort);
       await c.cmd('EHLO example.com');
-      for (const [subject, html] of [['attack', benignHtml(`<div style="display:none">${INSTRUCTION}</div>`)], ['benign', benignHtml()]]) {
-        const data = Buffer.from(`From: ada@example.com\r\nTo: reader@mailroom.test\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n`);
-        assert.equal((await c.send('ada@example.com', ['reader@mailroom.test'], data)).data?.code, 250);
-      }
+      const data = Buffer.from(`From: ada@example.com\r\nTo: ${to}\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n`);
+      assert.equal((await c.send('ada@example.com', [to], data)).data?.code, 250);
       await c.quit();
-      const inbox = (await m.api('GET', '/v1/inboxes')).body.data[0];
-      const list = await waitFor(async () => { const l = (await m.api('GET', `/v1/inboxes/${inbox.id}/messages`)).body.data; return l.length === 2 ? l : null; }, 20_000, 'two messages');
-      const get = async (subject: string) => (await m.api('GET', `/v1/messages/${list.find((x: any) => x.subject === subject).id}`)).body.security.injection;
-      const attack = await get('attack');
-      assert.equal(attack.level, 'high');
-      assert.ok(attack.signals.some((s: any) => s.location === 'hidden_html'));
-      assert.equal((await get('benign')).level, 'low');
+    }
+    const attackHtml = benignHtml(`<div style="display:none">${INSTRUCTION}</div>`);
+
+    test('default policy: a high-risk message is quarantined — out of the listing, its thread and the agent’s reach — until released; every decision is an event', async () => {
+      const inbox = (await m.api('POST', '/v1/inboxes', { username: 'reader' })).body;
+      assert.deepEqual(inbox.injection_policy, { action: 'quarantine', threshold: 0.7 });
+      await deliver(inbox.address, 'benign', benignHtml());
+      await deliver(inbox.address, 'attack', attackHtml);
+      const held = await waitFor(async () => (await m.api('GET', `/v1/inboxes/${inbox.id}/messages?disposition=quarantined`)).body.data[0], 20_000, 'the quarantined message');
+      assert.equal(held.subject, 'attack');
+      const listed = (await m.api('GET', `/v1/inboxes/${inbox.id}/messages`)).body.data;
+      assert.deepEqual(listed.map((x: any) => [x.subject, x.disposition]), [['benign', 'delivered']], 'the default listing leaves held mail out');
+      const full = (await m.api('GET', `/v1/messages/${held.id}`)).body;
+      assert.equal(full.security.injection.level, 'high');
+      assert.ok(full.security.injection.signals.some((s: any) => s.location === 'hidden_html'));
+      assert.equal((await m.api('GET', `/v1/threads/${held.thread_id}`)).body.messages.length, 0, 'nor does its thread');
+      const types = async () => (await m.store.db.selectFrom('events').select('type').where('message_id', '=', held.id).orderBy('id').execute()).map((e) => e.type);
+      assert.deepEqual(await types(), ['message.quarantined']);
+
+      // Releasing needs inboxes:write; a read-only token cannot.
+      const ro = (await m.api('POST', '/v1/tokens', { scopes: ['messages:read'] })).body.token;
+      assert.equal((await m.api('POST', `/v1/messages/${held.id}/release`, undefined, ro)).status, 403);
+      const released = await m.api('POST', `/v1/messages/${held.id}/release`);
+      assert.equal(released.status, 200);
+      assert.equal(released.body.disposition, 'released');
+      assert.ok((await m.api('GET', `/v1/inboxes/${inbox.id}/messages`)).body.data.some((x: any) => x.id === held.id));
+      assert.deepEqual(await types(), ['message.quarantined', 'message.released']);
+      assert.equal((await m.api('POST', `/v1/messages/${held.id}/release`)).status, 409, 'releasing twice is a conflict');
+      const benign = listed[0];
+      assert.equal((await m.api('GET', `/v1/messages/${benign.id}`)).body.security.injection.level, 'low');
+    });
+
+    test('per-inbox policy: allow delivers, flag marks, needs_human holds', async () => {
+      const make = async (username: string, action: string, threshold = 0.7) =>
+        (await m.api('POST', '/v1/inboxes', { username, injection_policy: { action, threshold } })).body;
+      const allow = await make('allow-all', 'allow');
+      const flag = await make('flagger', 'flag', 0.3);
+      const human = await make('human-review', 'needs_human');
+      for (const ib of [allow, flag, human]) await deliver(ib.address, 'attack', attackHtml);
+      const first = async (ib: any, q = '') => waitFor(async () => (await m.api('GET', `/v1/inboxes/${ib.id}/messages${q}`)).body.data[0], 20_000, `mail in ${ib.address}`);
+      assert.equal((await first(allow)).disposition, 'delivered');
+      assert.equal((await first(flag)).disposition, 'flagged');
+      assert.equal((await first(human, '?disposition=needs_human')).disposition, 'needs_human');
+      const patched = await m.api('PATCH', `/v1/inboxes/${human.id}`, { injection_policy: { action: 'flag', threshold: 0.5 } });
+      assert.deepEqual(patched.body.injection_policy, { action: 'flag', threshold: 0.5 });
     });
   });
 }

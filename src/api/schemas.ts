@@ -12,12 +12,22 @@ const Metadata = z.record(z.string(), z.unknown());
 export const Inbox = z
   .object({
     id: z.string(), address: z.string(), username: z.string(), domain: z.string(), display_name: z.string().nullable(),
-    metadata: Metadata, client_id: z.string().nullable(), marketing: z.boolean(), created_at: z.string(), updated_at: z.string(),
+    metadata: Metadata, client_id: z.string().nullable(), marketing: z.boolean(),
+    injection_policy: z.object({ action: z.enum(['allow', 'flag', 'quarantine', 'needs_human']), threshold: z.number() }),
+    created_at: z.string(), updated_at: z.string(),
   })
   .openapi('Inbox');
 
 // Header-unsafe characters are refused everywhere a value could end up in a header.
 const noControl = (s: string) => !/[\r\n\u0000]/.test(s);
+
+const InjectionPolicy = z
+  .object({
+    action: z.enum(['allow', 'flag', 'quarantine', 'needs_human']),
+    threshold: z.number().min(0).max(1).default(0.7).openapi({ description: 'Injection score at or above which the action applies (default 0.7, "high").' }),
+  })
+  .strict()
+  .openapi('InjectionPolicy', { description: 'What to do with received mail whose injection score reaches the threshold (default: quarantine at 0.7).' });
 
 export const CreateInbox = z
   .object({
@@ -27,6 +37,7 @@ export const CreateInbox = z
     metadata: Metadata.optional(),
     client_id: z.string().min(1).max(200).optional().openapi({ description: 'Idempotency: the same client_id returns the same inbox.' }),
     marketing: z.boolean().optional().openapi({ description: 'Put List-Unsubscribe (RFC 8058 one-click) on everything sent from this inbox.' }),
+    injection_policy: InjectionPolicy.optional(),
   })
   .strict()
   .openapi('CreateInbox');
@@ -36,6 +47,7 @@ export const UpdateInbox = z
     display_name: z.string().max(200).refine(noControl, 'must not contain line breaks').nullable().optional(),
     metadata: Metadata.optional(),
     marketing: z.boolean().optional(),
+    injection_policy: InjectionPolicy.optional(),
   })
   .strict()
   .openapi('UpdateInbox');
@@ -54,6 +66,8 @@ const summaryShape = {
   kind: z.enum(['human', 'auto_reply', 'out_of_office', 'bounce', 'complaint', 'list', 'transactional']).nullable()
     .openapi({ description: 'Received mail only: who or what wrote it (RFC 3834 headers, report structure, text).' }),
   return_date: z.string().nullable().openapi({ description: 'Out of office: the stated return day, YYYY-MM-DD.' }),
+  disposition: z.enum(['delivered', 'flagged', 'quarantined', 'needs_human', 'released']).nullable()
+    .openapi({ description: "Received mail: the inbox policy's decision. Quarantined and needs_human messages are left out of listings until released." }),
 };
 export const MessageSummary = z.object(summaryShape).openapi('MessageSummary');
 const AuthResult = z.enum(['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror', 'policy']);
@@ -117,6 +131,8 @@ export const MessageQuery = PageQuery.extend({
   thread_id: z.string().max(64).optional(),
   since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Only messages received at or after this time (ISO 8601).' }),
   direction: z.enum(['inbound', 'outbound']).optional(),
+  disposition: z.enum(['delivered', 'flagged', 'quarantined', 'needs_human', 'released']).optional()
+    .openapi({ description: 'Only messages with this disposition; without it, held (quarantined, needs_human) messages are left out.' }),
 });
 
 export const errorResponses = {

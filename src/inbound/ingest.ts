@@ -5,6 +5,8 @@ import { mayBeReport } from '../outbound/verp.ts';
 import { authVerdict, type AuthVerdict } from '../intel/auth.ts';
 import { messageKind, type MessageKind } from '../intel/kind.ts';
 import { scoreInjection } from '../intel/injection.ts';
+import { decide, HELD } from '../intel/policy.ts';
+import { appendEvents } from '../events/events.ts';
 import { INGEST_GROUP, type IngestJob } from './receipts.ts';
 import type { Logger } from '../log.ts';
 import { assignThreads } from '../messages/threading.ts';
@@ -97,6 +99,12 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
     );
     const todo = deliveries.filter((d) => !existing.has(d.id));
     const receiptById = new Map(receipts.map((r) => [r.id, r]));
+    // Each inbox's policy decides what its copy gets (intel/policy.ts).
+    const policies = new Map(todo.length
+      ? (await trx.selectFrom('inboxes').select(['id', 'injection_action', 'injection_threshold']).where('id', 'in', [...new Set(todo.map((d) => d.inbox_id))]).execute())
+        .map((i) => [i.id, { action: i.injection_action, threshold: Number(i.injection_threshold) }] as const)
+      : []);
+    const dispositionOf = (d: { inbox_id: string; receipt_id: string }) => decide(injections.get(d.receipt_id)!, policies.get(d.inbox_id) ?? { action: 'quarantine', threshold: 0.7 });
     const threads = await assignThreads(trx, todo.map((d) => {
       const { p } = parsed.get(d.receipt_id)!;
       return {
@@ -146,6 +154,7 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
             kind: kinds.get(r.id)?.kind ?? null,
             return_date: kinds.get(r.id)?.return_date ?? null,
             kind_evidence: kinds.has(r.id) ? JSON.stringify(kinds.get(r.id)!.evidence) : null,
+            disposition: dispositionOf(d),
           };
         }))
         .execute();
@@ -169,6 +178,18 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
       for (let i = 0; i < attachmentRows.length; i += 500) {
         await trx.insertInto('attachments').values(attachmentRows.slice(i, i + 500)).execute();
       }
+    }
+    // Every decision is an event: message.received (delivered or flagged) or message.quarantined.
+    if (todo.length) {
+      await appendEvents(trx, todo.map((d) => {
+        const disposition = dispositionOf(d);
+        const inj = injections.get(d.receipt_id)!;
+        return {
+          type: (HELD.includes(disposition) ? 'message.quarantined' : 'message.received') as 'message.quarantined' | 'message.received',
+          inbox_id: d.inbox_id, message_id: d.id, thread_id: threads.get(d.id)!,
+          data: { disposition, injection: { score: inj.score, level: inj.level }, kind: kinds.get(d.receipt_id)?.kind ?? null },
+        };
+      }));
     }
     // Mail that may be a report on something we sent (a DSN to a VERP address, anything with the
     // null sender) is handed to the outbound side in the same commit, so no bounce is ever missed.

@@ -18,6 +18,8 @@ export interface InboxView {
   client_id: string | null;
   /** Everything sent from it carries List-Unsubscribe (one-click). */
   marketing: boolean;
+  /** What received mail at or above the injection threshold gets. */
+  injection_policy: { action: 'allow' | 'flag' | 'quarantine' | 'needs_human'; threshold: number };
   created_at: string;
   updated_at: string;
 }
@@ -31,6 +33,7 @@ export const toInboxView = (r: InboxRow): InboxView => ({
   metadata: r.metadata,
   client_id: r.client_id,
   marketing: Boolean(r.marketing),
+  injection_policy: { action: r.injection_action, threshold: Number(r.injection_threshold) },
   created_at: r.created_at.toISOString(),
   updated_at: r.updated_at.toISOString(),
 });
@@ -42,6 +45,7 @@ export interface CreateInboxInput {
   metadata?: Record<string, unknown>;
   client_id?: string;
   marketing?: boolean;
+  injection_policy?: { action: 'allow' | 'flag' | 'quarantine' | 'needs_human'; threshold: number };
 }
 
 const isUniqueViolation = (err: unknown, constraint?: string) =>
@@ -101,6 +105,7 @@ export class Inboxes {
             metadata: JSON.stringify(input.metadata ?? {}),
             client_id: input.client_id ?? null,
             marketing: input.marketing ?? false,
+            ...(input.injection_policy ? { injection_action: input.injection_policy.action, injection_threshold: input.injection_policy.threshold } : {}),
             created_at: now,
             updated_at: now,
           })
@@ -149,7 +154,7 @@ export class Inboxes {
     return row;
   }
 
-  async update(p: Principal, id: string, patch: { display_name?: string | null; metadata?: Record<string, unknown>; marketing?: boolean }): Promise<InboxView> {
+  async update(p: Principal, id: string, patch: { display_name?: string | null; metadata?: Record<string, unknown>; marketing?: boolean; injection_policy?: CreateInboxInput['injection_policy'] }): Promise<InboxView> {
     await this.#visibleRow(p, id);
     const row = await this.#db
       .updateTable('inboxes')
@@ -157,6 +162,7 @@ export class Inboxes {
         ...(patch.display_name !== undefined ? { display_name: patch.display_name } : {}),
         ...(patch.metadata !== undefined ? { metadata: JSON.stringify(patch.metadata) } : {}),
         ...(patch.marketing !== undefined ? { marketing: patch.marketing } : {}),
+        ...(patch.injection_policy ? { injection_action: patch.injection_policy.action, injection_threshold: patch.injection_policy.threshold } : {}),
         updated_at: new Date(),
       })
       .where('id', '=', id)

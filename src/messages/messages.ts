@@ -1,6 +1,8 @@
 import { sql, type Kysely } from 'kysely';
 import { canSeeInbox, type Principal } from '../auth/scopes.ts';
 import { MailroomError, notFound } from '../errors.ts';
+import { appendEvents } from '../events/events.ts';
+import { HELD } from '../intel/policy.ts';
 import type { Inboxes } from '../inboxes/inboxes.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import { clampLimit, decodeCursor, toPage, type Page, type PageRequest } from '../store/pagination.ts';
@@ -41,6 +43,8 @@ export interface MessageSummary {
   kind: 'human' | 'auto_reply' | 'out_of_office' | 'bounce' | 'complaint' | 'list' | 'transactional' | null;
   /** Out of office: when the sender says they are back (YYYY-MM-DD), if the text states it. */
   return_date: string | null;
+  /** Received mail: what the inbox's policy decided; null for sent mail. */
+  disposition: 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released' | null;
 }
 
 export interface MessageView extends MessageSummary {
@@ -90,6 +94,7 @@ function toSummary(m: MessageRow, attachments: AttachmentRow[]): MessageSummary 
     parse_warnings: m.parse_warnings,
     kind: (m.kind as MessageSummary['kind']) ?? null,
     return_date: m.return_date ?? null,
+    disposition: m.disposition ?? null,
   };
 }
 
@@ -115,6 +120,7 @@ export interface MessageFilter extends PageRequest {
   thread_id?: string;
   since?: Date;
   direction?: 'inbound' | 'outbound';
+  disposition?: 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released';
 }
 
 export class Messages {
@@ -146,7 +152,7 @@ export class Messages {
       .selectFrom('messages')
       .select([
         'id', 'inbox_id', 'thread_id', 'receipt_id', 'direction', 'from_address', 'from_name', 'to', 'cc', 'reply_to', 'subject', 'date',
-        'message_id', 'in_reply_to', 'references', 'size', 'raw_sha256', 'received_at', 'parse_warnings', 'created_at', 'kind', 'return_date',
+        'message_id', 'in_reply_to', 'references', 'size', 'raw_sha256', 'received_at', 'parse_warnings', 'created_at', 'kind', 'return_date', 'disposition',
         sql<string | null>`left(text, 400)`.as('text'),
       ])
       .where('inbox_id', '=', inboxId);
@@ -154,6 +160,10 @@ export class Messages {
     if (f.thread_id) q = q.where('thread_id', '=', f.thread_id);
     if (f.since) q = q.where('received_at', '>=', f.since);
     if (f.direction) q = q.where('direction', '=', f.direction);
+    // Held mail (quarantined, needs_human) is out of default listings: an agent polling its inbox
+    // must not read it until somebody released it. Asking for a disposition shows exactly those.
+    if (f.disposition) q = q.where('disposition', '=', f.disposition);
+    else q = q.where((eb) => eb.or([eb('disposition', 'is', null), eb('disposition', 'not in', [...HELD])]));
     const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
     const atts = await this.#attachmentsOf(rows.slice(0, limit).map((r) => r.id));
     return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [], security: null, kind_evidence: null }, atts.get(r.id) ?? []));
@@ -206,6 +216,19 @@ export class Messages {
   }
 
   /** A thread with all its messages, oldest first. */
+  /** Releases a held (quarantined or needs_human) message into the inbox, with a message.released event. */
+  async release(p: Principal, id: string): Promise<MessageView> {
+    const row = await this.#row(p, id);
+    if (!row.disposition || !(HELD as readonly string[]).includes(row.disposition)) {
+      throw new MailroomError('conflict', `message ${id} is not held (disposition ${row.disposition ?? 'none'})`);
+    }
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.updateTable('messages').set({ disposition: 'released' }).where('id', '=', id).execute();
+      await appendEvents(trx, [{ type: 'message.released', inbox_id: row.inbox_id, message_id: id, thread_id: row.thread_id, data: { was: row.disposition, by_token: p.tokenId } }]);
+    });
+    return this.get(p, id);
+  }
+
   async getThread(p: Principal, id: string): Promise<ThreadView & { messages: MessageView[] }> {
     const t = await this.#db
       .selectFrom('threads')
@@ -215,7 +238,9 @@ export class Messages {
       .where('inboxes.deleted_at', 'is', null)
       .executeTakeFirst();
     if (!t || !canSeeInbox(p, t.inbox_id)) throw notFound('thread');
-    const rows = await this.#db.selectFrom('messages').selectAll().where('thread_id', '=', id).orderBy('received_at').orderBy('id').limit(1000).execute();
+    const rows = await this.#db.selectFrom('messages').selectAll().where('thread_id', '=', id)
+      .where((eb) => eb.or([eb('disposition', 'is', null), eb('disposition', 'not in', [...HELD])]))
+      .orderBy('received_at').orderBy('id').limit(1000).execute();
     const atts = await this.#attachmentsOf(rows.map((r) => r.id));
     return { ...toThreadView(t), messages: rows.map((r) => toView(r, atts.get(r.id) ?? [])) };
   }

@@ -19,6 +19,8 @@ export interface InboxTable {
   metadata: Json<Record<string, unknown>>;
   client_id: string | null;
   marketing: Generated<boolean>;
+  injection_action: Generated<'allow' | 'flag' | 'quarantine' | 'needs_human'>;
+  injection_threshold: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted_at: Timestamp | null;
@@ -88,6 +90,7 @@ export interface MessageTable {
   kind: string | null;
   return_date: string | null;
   kind_evidence: Json<string[]> | null;
+  disposition: 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released' | null;
   created_at: Generated<Timestamp>;
 }
 

@@ -2,7 +2,7 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Messages } from '../../messages/messages.ts';
 import type { Outbox } from '../../outbound/outbox.ts';
 import { principalWith, type Env } from '../auth.ts';
-import { errorResponses, json, MessageQuery, OutboundMessage, MessageSummary, page, PageQuery, Thread, ThreadWithMessages } from '../schemas.ts';
+import { errorResponses, json, MessageQuery, OutboundMessage, Problem, MessageSummary, page, PageQuery, Thread, ThreadWithMessages } from '../schemas.ts';
 
 const InboxParams = z.object({ inbox_id: z.string().max(64) });
 const MessageParams = z.object({ message_id: z.string().max(64) });
@@ -40,6 +40,15 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
       const m = await messages.get(principalWith(c, 'messages:read'), c.req.valid('param').message_id);
       return c.json({ ...m, delivery: m.direction === 'outbound' ? await outbox.delivery(m.id) : null } as never, 200);
     },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/messages/{message_id}/release', tags: ['messages'], summary: 'Release a quarantined (or needs_human) message into its inbox',
+      request: { params: MessageParams },
+      responses: { 200: json(OutboundMessage, 'The released message'), 409: { description: 'The message is not held', content: { 'application/problem+json': { schema: Problem } } }, ...errorResponses },
+    }),
+    async (c) => c.json({ ...(await messages.release(principalWith(c, 'inboxes:write'), c.req.valid('param').message_id)), delivery: null } as never, 200),
   );
 
   app.openapi(

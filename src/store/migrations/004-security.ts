@@ -10,9 +10,18 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('kind', 'text')
     .addColumn('return_date', 'text')
     .addColumn('kind_evidence', 'jsonb')
+    // Received mail: what the inbox's policy decided (delivered, flagged, quarantined, needs_human,
+    // released). Quarantined and needs_human messages stay out of default listings until released.
+    .addColumn('disposition', 'text')
+    .execute();
+  // Per inbox: what to do with received mail whose injection score reaches the threshold.
+  await db.schema.alterTable('inboxes')
+    .addColumn('injection_action', 'text', (c) => c.notNull().defaultTo('quarantine'))
+    .addColumn('injection_threshold', 'real', (c) => c.notNull().defaultTo(0.7))
     .execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('messages').dropColumn('security').dropColumn('kind').dropColumn('return_date').dropColumn('kind_evidence').execute();
+  await db.schema.alterTable('messages').dropColumn('security').dropColumn('kind').dropColumn('return_date').dropColumn('kind_evidence').dropColumn('disposition').execute();
+  await db.schema.alterTable('inboxes').dropColumn('injection_action').dropColumn('injection_threshold').execute();
 }

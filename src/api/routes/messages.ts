@@ -1,6 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Messages } from '../../messages/messages.ts';
 import type { Outbox } from '../../outbound/outbox.ts';
+import { agentView } from '../../intel/agent-view.ts';
 import { principalWith, type Env } from '../auth.ts';
 import { errorResponses, json, MessageQuery, OutboundMessage, Problem, MessageSummary, page, PageQuery, Thread, ThreadWithMessages } from '../schemas.ts';
 
@@ -32,12 +33,16 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/messages/{message_id}', tags: ['messages'], summary: 'Get a message as structured data',
-      request: { params: MessageParams },
+      method: 'get', path: '/v1/messages/{message_id}', tags: ['messages'], summary: 'Get a message as structured data, or (view=agent) as safe text for an LLM',
+      request: {
+        params: MessageParams,
+        query: z.object({ view: z.enum(['full', 'agent']).optional().openapi({ description: 'agent: { message_id, view, text }: a compact rendering with the untrusted content fenced, links and hidden text neutralised.' }) }),
+      },
       responses: { 200: json(OutboundMessage, 'The message; `delivery` is its sending state when Mailroom sent it, else null'), ...errorResponses },
     }),
     async (c) => {
       const m = await messages.get(principalWith(c, 'messages:read'), c.req.valid('param').message_id);
+      if (c.req.valid('query').view === 'agent') return c.json({ message_id: m.id, view: 'agent', text: agentView(m) } as never, 200);
       return c.json({ ...m, delivery: m.direction === 'outbound' ? await outbox.delivery(m.id) : null } as never, 200);
     },
   );

@@ -11,6 +11,7 @@ import {
   corporaRoot, corpusPresent, missedTargets, ratio, runCorpus, score, SISIMAI_SET, TARGETS, type Miss,
 } from '../src/outbound/bounces/corpus-eval.ts';
 import { BIPIA, INJECTION_TARGETS, runInjectionEval } from '../src/intel/injection-eval.ts';
+import { runKindEval } from '../src/intel/kind-eval.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const corpora = corporaRoot(repoRoot);
@@ -82,6 +83,15 @@ if (all.length) {
 }
 
 const missed = missedTargets(rep);
+
+// Message kind on the same sample set.
+const kinds = await runKindEval(corpora);
+if (kinds) {
+  console.log('\nMessage kind (sisimai samples; intel/kind.ts)');
+  for (const g of kinds.groups) {
+    console.log(`  ${g.name.padEnd(40)} ${(100 * g.right / g.total).toFixed(1).padStart(5)}%  (${g.right}/${g.total})${g.misses.length ? `  misses: ${g.misses.slice(0, 4).join(', ')}` : ''}`);
+  }
+}
 
 // Prompt injection (BIPIA composed samples): flagged = level medium or high.
 const inj = runInjectionEval(corpora);

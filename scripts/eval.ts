@@ -104,6 +104,8 @@ if (!inj) {
   console.log(`  recall          ${p100(inj.recall).padStart(6)}  (${inj.caught}/${inj.injected})   target ≥ ${p100(INJECTION_TARGETS.recall)}`);
   console.log(`  false positives ${p100(inj.fpr).padStart(6)}  (${inj.falsePositives}/${inj.benign})   target ≤ ${p100(INJECTION_TARGETS.fpr)}`);
   console.log(`  precision       ${p100(inj.precision).padStart(6)}   F1 ${inj.f1.toFixed(2)}`);
+  console.log(`  hard negatives flagged: ${inj.hardFalsePositives.length}/${inj.hardNegatives} (benign mail about instructions, AI, passwords)${inj.hardFalsePositives.length ? `: ${inj.hardFalsePositives.join(' | ')}` : ''}`);
+  if (inj.hardNegatives && inj.hardFalsePositives.length / inj.hardNegatives > INJECTION_TARGETS.fpr) missed.push(`injection hard negatives flagged ${inj.hardFalsePositives.length}/${inj.hardNegatives}`);
   console.log('  recall by attack category:');
   for (const [cat, c] of [...inj.byCategory].sort((a, b) => b[1].total - a[1].total)) console.log(`    ${cat.padEnd(28)} ${c.caught}/${c.total}`);
   if (inj.recall < INJECTION_TARGETS.recall) missed.push(`injection recall ${p100(inj.recall)} < ${p100(INJECTION_TARGETS.recall)}`);

@@ -12,6 +12,8 @@ export const INJECTION_TARGETS = { recall: 0.9, fpr: 0.05 };
 
 export interface InjectionReport {
   injected: number; caught: number; benign: number; falsePositives: number;
+  /** Mailroom's own benign mail that mentions instructions, AI, ignoring, passwords (test/fixtures). */
+  hardNegatives: number; hardFalsePositives: string[];
   recall: number; fpr: number; precision: number; f1: number;
   byCategory: Map<string, { total: number; caught: number }>;
 }
@@ -20,7 +22,15 @@ export function runInjectionEval(corpora: string): InjectionReport | null {
   const file = path.join(corpora, BIPIA);
   if (!existsSync(file)) return null;
   const rows = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { label: string; text: string; attack_category?: string });
-  const r: InjectionReport = { injected: 0, caught: 0, benign: 0, falsePositives: 0, recall: 0, fpr: 0, precision: 0, f1: 0, byCategory: new Map() };
+  const r: InjectionReport = { injected: 0, caught: 0, benign: 0, falsePositives: 0, hardNegatives: 0, hardFalsePositives: [], recall: 0, fpr: 0, precision: 0, f1: 0, byCategory: new Map() };
+  const hard = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../test/fixtures/injection-hard-negatives.jsonl');
+  if (existsSync(hard)) {
+    for (const line of readFileSync(hard, 'utf8').split('\n').filter(Boolean)) {
+      const { text } = JSON.parse(line) as { text: string };
+      r.hardNegatives++;
+      if (scoreInjection({ subject: null, text, html: null }).level !== 'low') r.hardFalsePositives.push(text.slice(0, 60));
+    }
+  }
   for (const row of rows) {
     const flagged = scoreInjection({ subject: null, text: row.text, html: null }).level !== 'low';
     if (row.label === 'injection') {

@@ -27,7 +27,8 @@ const MAX_TEXT = 500_000;
 const INSTRUCTIONS: [RegExp, string][] = [
   [/\b(ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}\b(previous|prior|above|earlier|preceding|all|any|your|the)\b[^.\n]{0,30}\b(instructions?|prompts?|rules|directives|guidelines|messages|context)\b/i, 'ignore previous instructions'],
   [/\byou are now\b|\bfrom now on,? you (are|will|must)\b|\bnew (system )?instructions?\s*:/i, 'role change'],
-  [/\b(system|developer) (prompt|message|instructions?)\b/i, 'system prompt'],
+  // Mentioning a system prompt is ordinary (release notes, chatbot projects); asking for it is not.
+  [/\b(reveal|show|print|repeat|output|leak|ignore|override|disregard|replace)\b[^.\n]{0,20}\b(your|the) (system|developer|hidden) (prompt|message|instructions?)\b/i, 'system prompt'],
   [/\b(as an? (ai|llm|language model|assistant)|dear (ai|assistant|agent|llm|chatbot))\b/i, 'addressed to an AI'],
   [/\bdo not (tell|inform|mention|reveal|alert) (this to )?(the )?(user|human|owner|recipient)\b/i, 'conceal from the user'],
   [/\b(send|forward|email|post|upload|exfiltrate|leak)\b[^.\n]{0,60}\b(api[ -]?keys?|passwords?|credentials|secrets?|tokens?|conversation|chat history|contacts|inbox)\b/i, 'exfiltration request'],

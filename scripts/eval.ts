@@ -12,6 +12,7 @@ import {
 } from '../src/outbound/bounces/corpus-eval.ts';
 import { BIPIA, INJECTION_TARGETS, runInjectionEval } from '../src/intel/injection-eval.ts';
 import { runKindEval } from '../src/intel/kind-eval.ts';
+import { runReplyEval } from '../src/intel/reply-eval.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const corpora = corporaRoot(repoRoot);
@@ -92,6 +93,16 @@ if (kinds) {
     console.log(`  ${g.name.padEnd(40)} ${(100 * g.right / g.total).toFixed(1).padStart(5)}%  (${g.right}/${g.total})${g.misses.length ? `  misses: ${g.misses.slice(0, 4).join(', ')}` : ''}`);
   }
 }
+
+// Reply extraction (discourse email_reply_trimmer corpus; mailgun talon).
+const replies = (await runReplyEval(corpora)).corpora;
+console.log('\nReply extraction (exact match after trimming whitespace)');
+for (const r of replies) {
+  console.log(`  ${r.corpus.padEnd(40)} ${(100 * r.rate).toFixed(1).padStart(5)}%  (${r.exact}/${r.total})${r.failures.length ? `  misses: ${r.failures.slice(0, 4).join(', ')}` : ''}`);
+}
+const discourse = replies.find((r) => /discourse/.test(r.corpus));
+if (!discourse) missed.push('reply-extraction corpus not found');
+else if (discourse.rate < 0.85) missed.push(`reply extraction ${(100 * discourse.rate).toFixed(1)}% < 85% on discourse`);
 
 // Prompt injection (BIPIA composed samples): flagged = level medium or high.
 const inj = runInjectionEval(corpora);

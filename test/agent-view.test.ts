@@ -77,5 +77,21 @@ for (const engine of ENGINES) {
       assert.match(r.body.text, /\[link to example\.com\]/);
       assert.match(r.body.text, /Kind: human/);
     });
+
+    test('a reply is stored with extracted_text (quoted history and signature cut) and the agent view shows that part', async () => {
+      const inbox = (await m.api('POST', '/v1/inboxes', { username: 'replies' })).body;
+      const body = ['Yes, Tuesday works for me.', '', '-- ', 'Ada Lovelace', 'Analytical Engines Ltd', '', 'On Mon, Nov 24, 2026 at 9:00 AM Agent <agent@mailroom.test> wrote:', '> Would Tuesday at 10 work for a call?', '> Thanks'].join('\r\n');
+      const c = await SmtpClient.connect(m.smtpPort);
+      await c.cmd('EHLO example.com');
+      await c.send('ada@example.com', [inbox.address], Buffer.from(`From: Ada <ada@example.com>\r\nTo: ${inbox.address}\r\nSubject: Re: call\r\n\r\n${body}\r\n`));
+      await c.quit();
+      const [msg] = await waitFor(async () => { const l = (await m.api('GET', `/v1/inboxes/${inbox.id}/messages`)).body.data; return l.length ? l : null; }, 20_000, 'the reply');
+      const full = (await m.api('GET', `/v1/messages/${msg.id}`)).body;
+      assert.equal(full.extracted_text, 'Yes, Tuesday works for me.');
+      assert.match(full.text, /Would Tuesday at 10 work/, 'the full text keeps everything');
+      const view = (await m.api('GET', `/v1/messages/${msg.id}?view=agent`)).body.text;
+      assert.match(view, /Yes, Tuesday works for me\./);
+      assert.doesNotMatch(view, /Would Tuesday at 10 work/);
+    });
   });
 }

@@ -96,6 +96,7 @@ export const Message = z
     ...summaryShape, text: z.string().nullable(), html: z.string().nullable(), headers: z.array(z.object({ name: z.string(), value: z.string() })),
     security: Security.nullable(),
     kind_evidence: z.array(z.string()).nullable(),
+    extracted_text: z.string().nullable().openapi({ description: 'Received mail: the new part of a reply, without quoted history, signature and forwarded blocks.' }),
   })
   .openapi('Message');
 

@@ -5,6 +5,7 @@ import { mayBeReport } from '../outbound/verp.ts';
 import { authVerdict, type AuthVerdict } from '../intel/auth.ts';
 import { messageKind, type MessageKind } from '../intel/kind.ts';
 import { scoreInjection } from '../intel/injection.ts';
+import { extractReply } from '../intel/reply/index.ts';
 import { decide, HELD } from '../intel/policy.ts';
 import { appendEvents } from '../events/events.ts';
 import { INGEST_GROUP, type IngestJob } from './receipts.ts';
@@ -87,6 +88,16 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
     }));
   }
 
+  // The reply without its quoted history, once per receipt (a pure, linear-time function).
+  const replies = new Map(receipts.map((r) => {
+    const { p } = parsed.get(r.id)!;
+    try {
+      const x = extractReply(p.text, p.html);
+      return [r.id, x.method === 'none' ? null : x.text] as const;
+    } catch {
+      return [r.id, null] as const; // never lose a message to the extractor: the full text stays
+    }
+  }));
   // Injection risk, once per receipt and outside the transaction (CPU work must not hold the connection).
   const injections = new Map(receipts.map((r) => {
     const { p } = parsed.get(r.id)!;
@@ -155,6 +166,7 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
             return_date: kinds.get(r.id)?.return_date ?? null,
             kind_evidence: kinds.has(r.id) ? JSON.stringify(kinds.get(r.id)!.evidence) : null,
             disposition: dispositionOf(d),
+            extracted_text: replies.get(r.id) ?? null,
           };
         }))
         .execute();

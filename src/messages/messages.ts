@@ -55,6 +55,8 @@ export interface MessageView extends MessageSummary {
   security: Record<string, unknown> | null;
   /** Why `kind` is what it is (headers and phrases that decided it). */
   kind_evidence: string[] | null;
+  /** Received mail: the new part of a reply, without quoted history, signature and forwarded blocks. */
+  extracted_text: string | null;
 }
 
 export interface ThreadView {
@@ -105,6 +107,7 @@ const toView = (m: MessageRow, attachments: AttachmentRow[]): MessageView => ({
   headers: m.headers,
   security: (m.security as Record<string, unknown> | null) ?? null,
   kind_evidence: (m.kind_evidence as string[] | null) ?? null,
+  extracted_text: m.extracted_text ?? null,
 });
 
 const toThreadView = (t: ThreadRow): ThreadView => ({
@@ -166,7 +169,7 @@ export class Messages {
     else q = q.where((eb) => eb.or([eb('disposition', 'is', null), eb('disposition', 'not in', [...HELD])]));
     const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
     const atts = await this.#attachmentsOf(rows.slice(0, limit).map((r) => r.id));
-    return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [], security: null, kind_evidence: null }, atts.get(r.id) ?? []));
+    return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [], security: null, kind_evidence: null, extracted_text: null }, atts.get(r.id) ?? []));
   }
 
   /** A message row the principal may see (its inbox live and in scope), else not_found. */

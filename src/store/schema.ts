@@ -91,6 +91,7 @@ export interface MessageTable {
   return_date: string | null;
   kind_evidence: Json<string[]> | null;
   disposition: 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released' | null;
+  extracted_text: string | null;
   created_at: Generated<Timestamp>;
 }
 

@@ -13,6 +13,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     // Received mail: what the inbox's policy decided (delivered, flagged, quarantined, needs_human,
     // released). Quarantined and needs_human messages stay out of default listings until released.
     .addColumn('disposition', 'text')
+    // The new part of a reply, without quoted history, signature and forwarded blocks (intel/reply).
+    .addColumn('extracted_text', 'text')
     .execute();
   // Per inbox: what to do with received mail whose injection score reaches the threshold.
   await db.schema.alterTable('inboxes')
@@ -22,6 +24,6 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('messages').dropColumn('security').dropColumn('kind').dropColumn('return_date').dropColumn('kind_evidence').dropColumn('disposition').execute();
+  await db.schema.alterTable('messages').dropColumn('security').dropColumn('kind').dropColumn('return_date').dropColumn('kind_evidence').dropColumn('disposition').dropColumn('extracted_text').execute();
   await db.schema.alterTable('inboxes').dropColumn('injection_action').dropColumn('injection_threshold').execute();
 }

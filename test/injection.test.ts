@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { agentView } from '../src/intel/agent-view.ts';
 import { scoreInjection } from '../src/intel/injection.ts';
+import { extractReply } from '../src/intel/reply/index.ts';
 import { parseMessage } from '../src/mime/parse.ts';
 import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
 import { SmtpClient } from './helpers/smtp.ts';
@@ -100,6 +104,27 @@ describe('injection scoring', () => {
     ]) {
       const v = scoreInjection({ subject: 'note', text: t, html: `<p>${t}</p>` });
       assert.equal(v.level, 'low', `${t}: ${JSON.stringify(v.signals)}`);
+    }
+  });
+
+  test('nothing fetches remote content while parsing, scoring, extracting the reply or rendering the agent view', async () => {
+    let hits = 0;
+    const server = createServer((_req, res) => { hits++; res.end('x'); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const html = `<html><head><link rel="stylesheet" href="${base}/s.css"><style>@import url(${base}/i.css); body{background:url(${base}/b.png)}</style></head>` +
+        `<body><img src="${base}/pixel.png"><iframe src="${base}/f"></iframe><p>Hello ${base}/link</p><div style="display:none">${INSTRUCTION}</div></body></html>`;
+      const raw = Buffer.from(`From: a@example.com\r\nTo: b@example.com\r\nSubject: remote\r\nContent-Type: text/html\r\n\r\n${html}\r\n`);
+      const p = await parseMessage(raw);
+      const v = scoreInjection({ subject: p.subject, text: p.text, html: p.html });
+      extractReply(p.text, p.html);
+      agentView({ id: 'msg_x', inbox_id: 'inb_x', thread_id: 'thr_x', direction: 'inbound', from: p.from, to: p.to, cc: p.cc, reply_to: [], subject: p.subject, date: null, message_id: null, in_reply_to: null, references: [], preview: '', attachments: [], size: raw.length, received_at: new Date().toISOString(), parse_warnings: [], text: p.text, html: p.html, headers: [], security: { injection: v }, kind: 'human', return_date: null, disposition: 'delivered', kind_evidence: [], extracted_text: null } as any);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(v.level, 'high');
+      assert.equal(hits, 0, 'no request reached the server');
+    } finally {
+      server.close();
     }
   });
 

@@ -77,7 +77,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
 
     // Sending and receiving share one resolver (MAILROOM_DNS_SERVERS); mailauth gets a cached view of it.
     const resolver = createResolver(config.outbound.dnsServers);
-    await startIngestWorker(store, boss, log, { authservId: config.hostname, resolve: cachingResolve(resolver) });
+    await startIngestWorker(store, boss, log, { authservId: config.hostname, resolve: cachingResolve(resolver), trustedDomains: config.domains });
 
     const inboxes = new Inboxes(store.db, config.domains, { soleWriter: store.engine === 'pglite' });
     const messages = new Messages(store.db, store.blobs, inboxes);

@@ -108,8 +108,19 @@ for (const engine of ENGINES) {
       const two = await receive('a@example.com', mail('a@example.com', 'two from', ['From: b@other.example']));
       assert.ok(two.signals.some((s: any) => s.kind === 'multiple_from'));
       assert.notEqual(two.dmarc.result, 'pass', 'two From fields never pass DMARC');
+      // S18: pаypal.com with a Cyrillic а (xn--pypal-4ve.com) imitates paypal.com; rn for m imitates microsoft.com;
+      // an IDN that imitates nothing is still reported as IDN.
       const idn = await receive('service@xn--pypal-4ve.com', mail('PayPal <service@xn--pypal-4ve.com>', 'idn'));
-      assert.ok(idn.signals.some((s: any) => s.kind === 'idn_sender_domain'));
+      const look = idn.signals.find((s: any) => s.kind === 'lookalike_domain');
+      assert.ok(look, JSON.stringify(idn.signals));
+      assert.match(look.evidence, /pаypal\.com \(xn--pypal-4ve\.com\) looks like paypal\.com, mixed scripts/);
+      const rn = await receive('it@rnicrosoft.com', mail('IT <it@rnicrosoft.com>', 'rn'));
+      assert.ok(rn.signals.some((s: any) => s.kind === 'lookalike_domain' && /looks like microsoft\.com/.test(s.evidence)));
+      const own = await receive('x@mai1room.test', mail('Ops <x@mai1room.test>', 'own'));
+      assert.ok(own.signals.some((s: any) => s.kind === 'lookalike_domain' && /looks like mailroom\.test/.test(s.evidence)), 'imitating our own domain');
+      const plainIdn = await receive('info@xn--mnchen-3ya.example', mail('Info <info@xn--mnchen-3ya.example>', 'munich'));
+      assert.ok(plainIdn.signals.some((s: any) => s.kind === 'idn_sender_domain' && /münchen\.example/.test(s.evidence)));
+      assert.ok(!plainIdn.signals.some((s: any) => s.kind === 'lookalike_domain'));
     });
   });
 }

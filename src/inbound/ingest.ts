@@ -214,7 +214,7 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
 
 /** Starts this process's ingest workers. Several processes on one PostgreSQL share the queue. */
 /** How ingest computes `security.auth`: the resolver (cached) and the authserv-id (our host name). */
-export interface AuthOptions { authservId: string; resolve: (name: string, rrtype: string) => Promise<unknown> }
+export interface AuthOptions { authservId: string; resolve: (name: string, rrtype: string) => Promise<unknown>; trustedDomains?: readonly string[] }
 
 export async function startIngestWorker(store: Store, boss: PgBoss, log: Logger, auth?: AuthOptions): Promise<void> {
   if (store.engine === 'pglite') await retryOrphanedJobs(store, boss, log, QUEUES.ingest);

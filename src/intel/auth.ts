@@ -1,5 +1,6 @@
 import { authenticate } from 'mailauth';
 import type { ParsedMessage } from '../mime/parse.ts';
+import { lookalike } from './lookalike.ts';
 
 /**
  * `security.auth` of a received message: SPF, every DKIM signature, DMARC (alignment and policy) and
@@ -32,8 +33,11 @@ type Resolve = (name: string, rrtype: string) => Promise<unknown>;
 const res = (v: unknown): AuthResult => (typeof v === 'string' ? (v as AuthResult) : 'none');
 const domainOf = (a: string | null | undefined) => (a && a.includes('@') ? a.slice(a.lastIndexOf('@') + 1).toLowerCase() : null);
 
-/** The sender signals that need no DNS: what the From field and the envelope say about each other. */
-export function senderSignals(p: Pick<ParsedMessage, 'from' | 'headers'>, mailFrom: string): AuthSignal[] {
+/**
+ * The sender signals that need no DNS: what the From field and the envelope say about each other,
+ * and whether the From domain imitates a trusted one (`trusted`: Mailroom's own domains).
+ */
+export function senderSignals(p: Pick<ParsedMessage, 'from' | 'headers'>, mailFrom: string, trusted: readonly string[] = []): AuthSignal[] {
   const out: AuthSignal[] = [];
   const fromFields = p.headers.filter((h) => h.name.toLowerCase() === 'from');
   if (fromFields.length > 1) out.push({ kind: 'multiple_from', evidence: fromFields.map((h) => h.value).join(' | ').slice(0, 200) });
@@ -49,17 +53,20 @@ export function senderSignals(p: Pick<ParsedMessage, 'from' | 'headers'>, mailFr
     if (fromDomain && envDomain && fromDomain !== envDomain && !fromDomain.endsWith(`.${envDomain}`) && !envDomain.endsWith(`.${fromDomain}`)) {
       out.push({ kind: 'envelope_from_mismatch', evidence: `MAIL FROM ${envDomain}, From ${fromDomain}` });
     }
-    // A sender domain with non-ASCII characters (or their A-label form) can imitate a known one
-    // (pаypal.com with a Cyrillic а). Reported; the injection scorer weighs it.
-    if (fromDomain && (/[^\x00-\x7f]/.test(fromDomain) || /(^|\.)xn--/.test(fromDomain))) {
-      out.push({ kind: 'idn_sender_domain', evidence: fromDomain.slice(0, 200) });
+    // A sender domain that renders like a trusted one (pаypal.com with a Cyrillic а, rnicrosoft.com):
+    // lookalike_domain names what it imitates; any other IDN sender domain is reported as such.
+    const look = fromDomain ? lookalike(fromDomain, trusted) : null;
+    if (look?.confusable_with) {
+      out.push({ kind: 'lookalike_domain', evidence: `${look.domain_unicode} (${look.domain_ascii}) looks like ${look.confusable_with}${look.mixed_script ? ', mixed scripts' : ''}` });
+    } else if (look) {
+      out.push({ kind: 'idn_sender_domain', evidence: `${look.domain_unicode} (${look.domain_ascii})${look.mixed_script ? ', mixed scripts' : ''}`.slice(0, 200) });
     }
   }
   return out;
 }
 
-export async function authVerdict(raw: Buffer, env: Envelope, p: Pick<ParsedMessage, 'from' | 'headers'>, opts: { authservId: string; resolve: Resolve; timeoutMs?: number }): Promise<AuthVerdict> {
-  const signals = senderSignals(p, env.mailFrom);
+export async function authVerdict(raw: Buffer, env: Envelope, p: Pick<ParsedMessage, 'from' | 'headers'>, opts: { authservId: string; resolve: Resolve; timeoutMs?: number; trustedDomains?: readonly string[] }): Promise<AuthVerdict> {
+  const signals = senderSignals(p, env.mailFrom, opts.trustedDomains ?? []);
   const base: AuthVerdict = {
     authserv_id: opts.authservId,
     spf: { result: 'temperror', domain: domainOf(env.mailFrom) },

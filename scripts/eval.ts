@@ -66,7 +66,7 @@ if (all.length) {
   console.log('\nMisses per engine (files are bsd/, crlf/ and cr/ copies)');
   const engines = new Map<string, { detection: number; reason: number; hard: number; rows: number; samples: Set<string> }>();
   const rowsPerEngine = new Map<string, number>();
-  for (const r of results) for (const row of r.rows) rowsPerEngine.set(r.engine, (rowsPerEngine.get(r.engine) ?? 0) + 1);
+  for (const r of results) rowsPerEngine.set(r.engine, (rowsPerEngine.get(r.engine) ?? 0) + r.rows.length);
   const bump = (m: Miss, key: 'detection' | 'reason' | 'hard') => {
     const e = engines.get(m.engine) ?? { detection: 0, reason: 0, hard: 0, rows: rowsPerEngine.get(m.engine) ?? 0, samples: new Set<string>() };
     e[key]++;

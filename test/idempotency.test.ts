@@ -15,7 +15,7 @@ import { startSink, type Sink } from './helpers/sink.ts';
 
 const payload = (n = 1) => ({ to: ['lead@example.net'], subject: `Offer ${n}`, text: 'One copy only, please.' });
 
-async function settle(sink: Sink, ms = 1500): Promise<void> {
+async function settle(ms = 1500): Promise<void> {
   // The sink can only be checked for "no second copy" after the queue had time to send one.
   await new Promise((r) => setTimeout(r, ms));
 }
@@ -46,7 +46,7 @@ for (const engine of ENGINES) {
       assert.equal(second.headers.get('idempotent-replayed'), 'true');
       assert.equal(first.headers.get('idempotent-replayed'), null);
       await sink.waitFor(1);
-      await settle(sink);
+      await settle();
       assert.equal(sink.messages.filter((x) => x.raw.includes('Offer 1')).length, 1);
     });
 
@@ -56,7 +56,7 @@ for (const engine of ENGINES) {
       const other = await m.api('POST', url, { ...payload(3), idempotency_key: 'k-mismatch' });
       assert.equal(other.status, 409);
       assert.equal(other.body.code, 'idempotency_key_reused');
-      await settle(sink);
+      await settle();
       assert.equal(sink.messages.filter((x) => x.raw.includes('Offer 3')).length, 0);
     });
 
@@ -71,7 +71,7 @@ for (const engine of ENGINES) {
       assert.deepEqual([...new Set(results.map((r) => r.status))], [202], JSON.stringify(results.find((r) => r.status !== 202)?.body));
       assert.equal(new Set(results.map((r) => r.body.id)).size, 1);
       await sink.waitFor(before + 1);
-      await settle(sink);
+      await settle();
       assert.equal(sink.messages.filter((x) => x.raw.includes('Offer 4')).length, 1);
       const rows = await m.store.db.selectFrom('outbound').select('id').where('idempotency_key', '=', 'k-concurrent').execute();
       assert.equal(rows.length, 1);
@@ -162,7 +162,7 @@ describe('postgres: one idempotency key across two Mailroom processes', { skip: 
     assert.deepEqual([...new Set(results.map((r) => r.status))], [202], JSON.stringify(results.find((r) => r.status !== 202)?.body));
     assert.equal(new Set(results.map((r) => r.body.id)).size, 1, 'every request got the one message');
     await sink.waitFor(1);
-    await settle(sink, 3000);
+    await settle(3000);
     assert.equal(sink.messages.length, 1, 'exactly one delivery at the sink');
     const status = await waitFor(async () => {
       const r = await b('GET', `/v1/messages/${results[0].body.id}`);

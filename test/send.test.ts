@@ -4,18 +4,12 @@ import { ENGINES, skipEngine, startTestMailroom, waitFor, waitForMessages, type 
 import { dkimpyAvailable, dkimpyVerify } from './helpers/dkim.ts';
 import { startDns, type TestDns } from './helpers/dns.ts';
 import { startSink, type Sink } from './helpers/sink.ts';
-import { SmtpClient, message } from './helpers/smtp.ts';
+import { headerOf, SmtpClient, message } from './helpers/smtp.ts';
 
 /**
  * Sending (issue 3): the send API, each transport against a real smtp-server playing the remote
  * MX or relay, DKIM checked by an independent verifier, replies threaded, refusals before queueing.
  */
-
-const headerOf = (raw: Buffer, name: string): string | null => {
-  const head = raw.toString('latin1').split(/\r\n\r\n/)[0].replace(/\r\n[ \t]+/g, ' ');
-  const m = new RegExp(`^${name}:[ \\t]*(.*)$`, 'mi').exec(head);
-  return m ? m[1].trim() : null;
-};
 
 async function outboundCount(m: TestMailroom): Promise<number> {
   return Number((await m.store.db.selectFrom('outbound').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);

@@ -3,18 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
 import { dkimpyAvailable, dkimpyVerify } from './helpers/dkim.ts';
 import { startSink, type Sink } from './helpers/sink.ts';
-import { SmtpClient } from './helpers/smtp.ts';
+import { headerOf, SmtpClient } from './helpers/smtp.ts';
 
 /**
  * Unsubscribe (issue 3): marketing sends carry List-Unsubscribe with a signed token and
  * List-Unsubscribe-Post (RFC 8058); the one-click POST and the mailto: address both suppress the
  * recipient for the sending inbox. GET never unsubscribes (link scanners follow GETs).
  */
-const headerOf = (raw: Buffer, name: string): string | null => {
-  const head = raw.toString('latin1').split(/\r\n\r\n/)[0].replace(/\r\n[ \t]+/g, ' ');
-  return new RegExp(`^${name}:[ \\t]*(.*)$`, 'mi').exec(head)?.[1].trim() ?? null;
-};
-
 for (const engine of ENGINES) {
   describe(`${engine}: one-click and mailto unsubscribe`, { skip: await skipEngine(engine) }, () => {
     let m: TestMailroom;

@@ -9,7 +9,7 @@ import type { Database } from '../store/schema.ts';
  */
 export type EventType =
   | 'message.queued' | 'message.sent' | 'message.deferred' | 'message.bounced' | 'message.failed'
-  | 'message.suppressed' | 'message.complained' | 'suppression.created' | 'domain.created' | 'domain.verified' | 'domain.throttled' | 'domain.resumed' | 'message.unsubscribed'
+  | 'message.suppressed' | 'message.complained' | 'domain.created' | 'domain.verified' | 'domain.throttled' | 'domain.resumed' | 'message.unsubscribed'
   | 'message.received' | 'message.quarantined' | 'message.released';
 
 export interface NewEvent {

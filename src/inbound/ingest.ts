@@ -6,7 +6,7 @@ import { authVerdict, type AuthVerdict } from '../intel/auth.ts';
 import { messageKind, type MessageKind } from '../intel/kind.ts';
 import { scoreInjection } from '../intel/injection.ts';
 import { extractReply } from '../intel/reply/index.ts';
-import { decide, HELD } from '../intel/policy.ts';
+import { decide, DEFAULT_POLICY, HELD } from '../intel/policy.ts';
 import { appendEvents } from '../events/events.ts';
 import { INGEST_GROUP, type IngestJob } from './receipts.ts';
 import type { Logger } from '../log.ts';
@@ -55,6 +55,9 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
   // Parse and store attachment bodies outside the transaction: CPU and file I/O must not hold
   // PGlite's single connection. Blobs are content-addressed, so a retry rewrites nothing.
   const parsed = new Map<string, { p: ParsedMessage; attachmentShas: string[]; attachmentSizes: number[] }>();
+  const kinds = new Map<string, MessageKind>();
+  // Authentication waits on DNS: started per receipt while the raw is at hand, awaited together.
+  const verdictsPending: Promise<[string, AuthVerdict]>[] = [];
   for (const r of receipts) {
     const raw = await blobs.get(r.raw_sha256);
     // Logged by ingestReceipts, which isolates the receipt and lets the job be retried.
@@ -73,20 +76,14 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
       a.content = Buffer.alloc(0);
     }
     parsed.set(r.id, { p, attachmentShas, attachmentSizes });
+    const sender = raw.subarray(r.trace_size);
+    kinds.set(r.id, await messageKind(p, sender, r.mail_from));
+    if (auth) {
+      verdictsPending.push(authVerdict(sender, { ip: r.remote_address, helo: r.helo, mailFrom: r.mail_from }, p, auth).then((v) => [r.id, v]));
+    }
   }
-  // Authentication verdicts, side by side (they wait on DNS), from the sender's bytes and envelope.
-  const verdicts = new Map<string, AuthVerdict>();
-  const kinds = new Map<string, MessageKind>();
-  for (const r of receipts) {
-    const raw = (await blobs.get(r.raw_sha256))!;
-    kinds.set(r.id, await messageKind(parsed.get(r.id)!.p, raw.subarray(r.trace_size), r.mail_from));
-  }
-  if (auth) {
-    await Promise.all(receipts.map(async (r) => {
-      const raw = (await blobs.get(r.raw_sha256))!;
-      verdicts.set(r.id, await authVerdict(raw.subarray(r.trace_size), { ip: r.remote_address, helo: r.helo, mailFrom: r.mail_from }, parsed.get(r.id)!.p, auth));
-    }));
-  }
+  // Authentication verdicts, from the sender's bytes and envelope (authVerdict never throws).
+  const verdicts = new Map<string, AuthVerdict>(await Promise.all(verdictsPending));
 
   // The reply without its quoted history, once per receipt (a pure, linear-time function).
   const replies = new Map(receipts.map((r) => {
@@ -115,7 +112,7 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
       ? (await trx.selectFrom('inboxes').select(['id', 'injection_action', 'injection_threshold']).where('id', 'in', [...new Set(todo.map((d) => d.inbox_id))]).execute())
         .map((i) => [i.id, { action: i.injection_action, threshold: Number(i.injection_threshold) }] as const)
       : []);
-    const dispositionOf = (d: { inbox_id: string; receipt_id: string }) => decide(injections.get(d.receipt_id)!, policies.get(d.inbox_id) ?? { action: 'quarantine', threshold: 0.7 });
+    const dispositionOf = (d: { inbox_id: string; receipt_id: string }) => decide(injections.get(d.receipt_id)!, policies.get(d.inbox_id) ?? DEFAULT_POLICY);
     const threads = await assignThreads(trx, todo.map((d) => {
       const { p } = parsed.get(d.receipt_id)!;
       return {

@@ -101,7 +101,7 @@ export async function startSmtpServer(deps: {
       // So is a mailto: unsubscribe (unsubscribe+msg_….<mac>@domain): it names the message it is about.
       const verp = parseVerp(address.address);
       const unsubscribe = parseUnsubscribeAddress(address.address);
-      const about = verp?.messageId ?? unsubscribe?.split('.')[0] ?? null;
+      const about = verp?.messageId ?? unsubscribe?.messageId ?? null;
       (about ? verpInbox(about) : inboxes.idForAddress(cls.username, cls.domain)).then(
         (inboxId) => {
           if (!inboxId) return callback(smtpError(550, `5.1.1 <${address.address}>: no such mailbox here`));

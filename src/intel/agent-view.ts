@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { MessageView } from '../messages/messages.ts';
 import { hiddenHtmlText } from './hidden-html.ts';
+import { INVISIBLE_ANY } from './injection.ts';
 
 /**
  * The safe agent view of a received message: a compact text for an LLM. What Mailroom vouches for
@@ -11,11 +12,10 @@ import { hiddenHtmlText } from './hidden-html.ts';
  * "open" them has nothing to fetch with data appended), and text hidden in the HTML is left out and
  * reported. This is the default way agents should read mail.
  */
-const INVISIBLE = /[\u200B-\u200D\u2060\uFEFF\u202A-\u202E\u2066-\u2069]|[\u{E0000}-\u{E007F}]/gu;
 
 function neutralise(text: string): string {
   return text
-    .replace(INVISIBLE, '')
+    .replace(INVISIBLE_ANY, '')
     .replace(/!\[([^\]]{0,200})\]\([^)]{0,2000}\)/g, (_, alt: string) => `[image removed${alt ? `: ${alt.slice(0, 60)}` : ''}]`)
     .replace(/\bhttps?:\/\/([^\s/?#<>"')\]]+)[^\s<>"')\]]*/gi, (_, host: string) => `[link to ${host.toLowerCase()}]`)
     .replace(/\bwww\.([a-z0-9.-]+\.[a-z]{2,})[^\s<>"')\]]*/gi, (_, host: string) => `[link to www.${host.toLowerCase()}]`);

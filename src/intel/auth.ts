@@ -1,5 +1,6 @@
 import { authenticate } from 'mailauth';
 import type { ParsedMessage } from '../mime/parse.ts';
+import { domainOf as addressDomain } from '../outbound/addresses.ts';
 import { lookalike } from './lookalike.ts';
 
 /**
@@ -31,7 +32,8 @@ export interface Envelope { ip: string | null; helo: string | null; mailFrom: st
 type Resolve = (name: string, rrtype: string) => Promise<unknown>;
 
 const res = (v: unknown): AuthResult => (typeof v === 'string' ? (v as AuthResult) : 'none');
-const domainOf = (a: string | null | undefined) => (a && a.includes('@') ? a.slice(a.lastIndexOf('@') + 1).toLowerCase() : null);
+/** The domain of an address, or null for none (the null reverse-path, a From without one). */
+const domainOf = (a: string | null | undefined) => (a && a.includes('@') ? addressDomain(a) : null);
 
 /**
  * The sender signals that need no DNS: what the From field and the envelope say about each other,
@@ -66,7 +68,13 @@ export function senderSignals(p: Pick<ParsedMessage, 'from' | 'headers'>, mailFr
 }
 
 export async function authVerdict(raw: Buffer, env: Envelope, p: Pick<ParsedMessage, 'from' | 'headers'>, opts: { authservId: string; resolve: Resolve; timeoutMs?: number; trustedDomains?: readonly string[] }): Promise<AuthVerdict> {
-  const signals = senderSignals(p, env.mailFrom, opts.trustedDomains ?? []);
+  // Never throws (callers start it and await it later): a failure here is a signal, not an exception.
+  let signals: AuthSignal[];
+  try {
+    signals = senderSignals(p, env.mailFrom, opts.trustedDomains ?? []);
+  } catch (err) {
+    signals = [{ kind: 'auth_error', evidence: String((err as Error)?.message ?? err).slice(0, 200) }];
+  }
   const base: AuthVerdict = {
     authserv_id: opts.authservId,
     spf: { result: 'temperror', domain: domainOf(env.mailFrom) },

@@ -46,6 +46,8 @@ const AUTHORITY = /\b(ceo|cfo|coo|chief executive|president|director|it (departm
 // Zero-width and bidi controls; Unicode tag characters (E0000–E007F) carry invisible ASCII.
 const INVISIBLE = /[\u200B-\u200D\u2060\uFEFF\u202A-\u202E\u2066-\u2069]/g;
 const TAGS = /[\u{E0000}-\u{E007F}]/gu;
+/** Every code point a reader does not see (both kinds above): what a safe rendering removes. */
+export const INVISIBLE_ANY = /[\u200B-\u200D\u2060\uFEFF\u202A-\u202E\u2066-\u2069]|[\u{E0000}-\u{E007F}]/gu;
 
 const excerpt = (s: string, at = 0, len = 120) => s.slice(Math.max(0, at - 20), at + len).replace(/\s+/g, ' ').trim();
 

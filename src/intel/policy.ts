@@ -11,6 +11,9 @@ import type { InjectionVerdict } from './injection.ts';
 export type InjectionAction = 'allow' | 'flag' | 'quarantine' | 'needs_human';
 export type Disposition = 'delivered' | 'flagged' | 'quarantined' | 'needs_human';
 
+/** An inbox's policy when it sets none (the column defaults of migration 004). */
+export const DEFAULT_POLICY = { action: 'quarantine', threshold: 0.7 } as const satisfies { action: InjectionAction; threshold: number };
+
 export function decide(v: InjectionVerdict, policy: { action: InjectionAction; threshold: number }): Disposition {
   const over = v.level === 'unknown' || v.score >= policy.threshold;
   if (!over || policy.action === 'allow') return 'delivered';

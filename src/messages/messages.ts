@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { canSeeInbox, type Principal } from '../auth/scopes.ts';
 import { MailroomError, notFound } from '../errors.ts';
 import { appendEvents } from '../events/events.ts';
@@ -71,6 +71,9 @@ export interface ThreadView {
 const toAttachmentView = (a: AttachmentRow): AttachmentView => ({
   id: a.id, filename: a.filename, content_type: a.content_type, size: a.size, sha256: a.sha256, content_id: a.content_id, disposition: a.disposition,
 });
+
+/** Not quarantined or waiting for a person: what listings and thread views show by default. */
+const notHeld = (eb: ExpressionBuilder<Database, 'messages'>) => eb.or([eb('disposition', 'is', null), eb('disposition', 'not in', [...HELD])]);
 
 const preview = (text: string | null) => (text ?? '').replace(/\s+/g, ' ').trim().slice(0, 200);
 
@@ -166,7 +169,7 @@ export class Messages {
     // Held mail (quarantined, needs_human) is out of default listings: an agent polling its inbox
     // must not read it until somebody released it. Asking for a disposition shows exactly those.
     if (f.disposition) q = q.where('disposition', '=', f.disposition);
-    else q = q.where((eb) => eb.or([eb('disposition', 'is', null), eb('disposition', 'not in', [...HELD])]));
+    else q = q.where(notHeld);
     const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
     const atts = await this.#attachmentsOf(rows.slice(0, limit).map((r) => r.id));
     return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [], security: null, kind_evidence: null, extracted_text: null }, atts.get(r.id) ?? []));
@@ -242,7 +245,7 @@ export class Messages {
       .executeTakeFirst();
     if (!t || !canSeeInbox(p, t.inbox_id)) throw notFound('thread');
     const rows = await this.#db.selectFrom('messages').selectAll().where('thread_id', '=', id)
-      .where((eb) => eb.or([eb('disposition', 'is', null), eb('disposition', 'not in', [...HELD])]))
+      .where(notHeld)
       .orderBy('received_at').orderBy('id').limit(1000).execute();
     const atts = await this.#attachmentsOf(rows.map((r) => r.id));
     return { ...toThreadView(t), messages: rows.map((r) => toView(r, atts.get(r.id) ?? [])) };

@@ -37,8 +37,8 @@ export class Domains {
   readonly #db: Kysely<Database>;
   readonly #resolver: Resolver;
   readonly #mxHost: string;
-  /** name → signing key; keys never change once created, so the cache needs no invalidation. */
-  readonly #keys = new Map<string, { selector: string; privateKey: string }>();
+  /** name → signing key and creation time; neither changes once created, so the cache needs no invalidation. */
+  readonly #keys = new Map<string, { selector: string; privateKey: string; createdAt: Date }>();
 
   constructor(db: Kysely<Database>, resolver: Resolver, mxHost: string) {
     this.#db = db;
@@ -94,15 +94,19 @@ export class Domains {
     return this.get(row.name);
   }
 
-  /** The key to sign mail from `domain` with, or null when Mailroom has none for it. */
-  async signingKey(domain: string): Promise<{ selector: string; privateKey: string } | null> {
+  /**
+   * What sending from `domain` needs: the key to sign with and when the domain was added (its
+   * warm-up day), or null when Mailroom has no row for it. Both never change once written, so they
+   * are cached: a send costs no lookup.
+   */
+  async sendingDomain(domain: string): Promise<{ selector: string; privateKey: string; createdAt: Date } | null> {
     const cached = this.#keys.get(domain);
     if (cached) return cached;
-    const row = await this.#db.selectFrom('domains').select(['dkim_selector', 'dkim_private_key']).where('name', '=', domain).executeTakeFirst();
+    const row = await this.#db.selectFrom('domains').select(['dkim_selector', 'dkim_private_key', 'created_at']).where('name', '=', domain).executeTakeFirst();
     if (!row) return null;
-    const key = { selector: row.dkim_selector, privateKey: row.dkim_private_key };
-    this.#keys.set(domain, key);
-    return key;
+    const info = { selector: row.dkim_selector, privateKey: row.dkim_private_key, createdAt: new Date(row.created_at) };
+    this.#keys.set(domain, info);
+    return info;
   }
 
   /**

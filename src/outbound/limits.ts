@@ -55,6 +55,38 @@ function capOf(p: Policy, s: Sender, now: Date): number {
   return day < warmup.length ? Math.min(warmup[day], p.max) : p.max;
 }
 
+/** The (policy, key) windows each unit draws on, keyed `policy id \n key`, with how many units draw on each. */
+function windowsOf(policies: Policy[], s: Sender, units: Unit[]) {
+  const pairs = new Map<string, { p: Policy; key: string; n: number }>();
+  const pairsOf = new Map<string, string[]>();
+  for (const u of units) {
+    const ids: string[] = [];
+    for (const p of policies) {
+      const key = keyFor(p, s, domainOf(u.address));
+      if (key === null) continue;
+      const id = `${p.id}\n${key}`;
+      pairs.set(id, { p, key, n: (pairs.get(id)?.n ?? 0) + 1 });
+      ids.push(id);
+    }
+    pairsOf.set(u.id, ids);
+  }
+  return { pairs, pairsOf };
+}
+
+/** The usage rows of one window (policy, key) as of `now`. */
+const inWindow = (db: Kysely<Database>, p: Policy, key: string, now: Date) =>
+  db.selectFrom('rate_usage').where('policy_id', '=', p.id).where('key', '=', key).where('at', '>', new Date(now.getTime() - spanMs(p)));
+
+/** How many sends the window holds (a count, not the rows: at hundreds a second it holds tens of thousands). */
+const usedIn = async (db: Kysely<Database>, p: Policy, key: string, now: Date) =>
+  Number((await inWindow(db, p, key, now).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+
+/** When the window has room for one more once `skip` of its oldest sends have left it. */
+async function freeAt(db: Kysely<Database>, p: Policy, key: string, now: Date, skip: number): Promise<number> {
+  const row = await inWindow(db, p, key, now).select('at').orderBy('at').offset(Math.max(0, skip)).limit(1).executeTakeFirst();
+  return (row ? new Date(row.at).getTime() : now.getTime()) + spanMs(p);
+}
+
 export class Limits {
   readonly #db: Kysely<Database>;
 
@@ -109,19 +141,7 @@ export class Limits {
   async admit(trx: Kysely<Database>, s: Sender, units: Unit[], messageId: string): Promise<{ admitted: Unit[]; blocked: (Unit & { at: Date })[]; admittedAt: Date }> {
     const policies = await trx.selectFrom('rate_policies').selectAll().execute();
     if (!policies.length || !units.length) return { admitted: units, blocked: [], admittedAt: new Date() };
-    const pairs = new Map<string, { p: Policy; key: string }>();
-    const pairsOf = new Map<string, string[]>();
-    for (const u of units) {
-      const ids: string[] = [];
-      for (const p of policies) {
-        const key = keyFor(p, s, domainOf(u.address));
-        if (key === null) continue;
-        const id = `${p.id}\n${key}`;
-        pairs.set(id, { p, key });
-        ids.push(id);
-      }
-      pairsOf.set(u.id, ids);
-    }
+    const { pairs, pairsOf } = windowsOf(policies, s, units);
     if (!pairs.size) return { admitted: units, blocked: [], admittedAt: new Date() };
     // Serialise admission per (policy, key) across processes; sorted, so two admissions never deadlock.
     const lockKeys = [...pairs.keys()].sort();
@@ -129,22 +149,8 @@ export class Limits {
     // The clock is read once the locks are held: a time taken before waiting for them would date
     // this admission earlier than it happened and let the next one in too soon.
     const now = new Date();
-    // A count per window, not the rows: at hundreds of sends a second a window holds tens of thousands.
     const state = new Map<string, { used: number; cap: number }>();
-    for (const [id, { p, key }] of pairs) {
-      const { n } = await trx.selectFrom('rate_usage').select((eb) => eb.fn.countAll<string>().as('n'))
-        .where('policy_id', '=', p.id).where('key', '=', key).where('at', '>', new Date(now.getTime() - spanMs(p))).executeTakeFirstOrThrow();
-      state.set(id, { used: Number(n), cap: capOf(p, s, now) });
-    }
-    /** When the window of `id` has room again: the send that is (used - cap + 1)-th oldest leaves it. */
-    const freeAt = async (id: string): Promise<number> => {
-      const { p, key } = pairs.get(id)!;
-      const st = state.get(id)!;
-      if (st.cap <= 0) return now.getTime() + spanMs(p);
-      const row = await trx.selectFrom('rate_usage').select('at').where('policy_id', '=', p.id).where('key', '=', key)
-        .where('at', '>', new Date(now.getTime() - spanMs(p))).orderBy('at').offset(Math.max(0, st.used - st.cap)).limit(1).executeTakeFirst();
-      return (row ? new Date(row.at).getTime() : now.getTime()) + spanMs(p);
-    };
+    for (const [id, { p, key }] of pairs) state.set(id, { used: await usedIn(trx, p, key, now), cap: capOf(p, s, now) });
     const admitted: Unit[] = [];
     const blocked: (Unit & { at: Date })[] = [];
     for (const u of units) {
@@ -157,7 +163,12 @@ export class Limits {
       }
       // Due when every full window has freed a slot. Sends admitted in this call are `now`, so a
       // slot they hold frees at now + span at the earliest.
-      const at = Math.max(...await Promise.all(full.map(async (id) => Math.max(await freeAt(id), now.getTime()))));
+      // The window of `id` has room when its (used - cap + 1)-th oldest send leaves it.
+      const at = Math.max(...await Promise.all(full.map(async (id) => {
+        const { p, key } = pairs.get(id)!;
+        const st = state.get(id)!;
+        return st.cap > 0 ? Math.max(await freeAt(trx, p, key, now, st.used - st.cap), now.getTime()) : now.getTime() + spanMs(p);
+      })));
       blocked.push({ ...u, at: new Date(at) });
     }
     const rows = admitted.flatMap((u) => pairsOf.get(u.id)!.map((id) => ({ policy_id: pairs.get(id)!.p.id, key: pairs.get(id)!.key, at: now, message_id: messageId })));
@@ -183,23 +194,14 @@ export class Limits {
   async predict(s: Sender, addresses: string[], now: Date): Promise<Date | null> {
     const policies = await this.#db.selectFrom('rate_policies').selectAll().execute();
     let at: number | null = null;
-    const need = new Map<string, { p: Policy; key: string; n: number }>();
-    for (const a of addresses) {
-      for (const p of policies) {
-        const key = keyFor(p, s, domainOf(a));
-        if (key === null) continue;
-        const id = `${p.id}\n${key}`;
-        need.set(id, { p, key, n: (need.get(id)?.n ?? 0) + 1 });
-      }
-    }
-    for (const { p, key, n } of need.values()) {
-      const inWindow = this.#db.selectFrom('rate_usage').where('policy_id', '=', p.id).where('key', '=', key).where('at', '>', new Date(now.getTime() - spanMs(p)));
-      const used = Number((await inWindow.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    const { pairs } = windowsOf(policies, s, addresses.map((address, i) => ({ id: String(i), address })));
+    for (const { p, key, n } of pairs.values()) {
+      const used = await usedIn(this.#db, p, key, now);
       const cap = capOf(p, s, now);
       if (used + n <= cap) continue;
       // The last of these n recipients goes when the (used + n - cap)-th oldest send leaves the window.
-      const row = cap > 0 ? await inWindow.select('at').orderBy('at').offset(used + n - cap - 1).limit(1).executeTakeFirst() : undefined;
-      at = Math.max(at ?? 0, (row ? new Date(row.at).getTime() : now.getTime()) + spanMs(p));
+      const t = cap > 0 ? await freeAt(this.#db, p, key, now, used + n - cap - 1) : now.getTime() + spanMs(p);
+      at = Math.max(at ?? 0, t);
     }
     return at === null ? null : new Date(at);
   }

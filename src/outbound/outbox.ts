@@ -173,12 +173,11 @@ export class Outbox {
     }
 
     // A send the shared limits will hold back says so now (delivery.scheduled_at); the job starts then.
-    const domainRow = await db.selectFrom('domains').select('created_at').where('name', '=', inbox.domain).executeTakeFirst();
+    const sending = await this.#d.domains.sendingDomain(inbox.domain);
     const sendable = composed.recipients.filter((r) => !suppressed.has(addressKey(r.address))).map((r) => r.address);
-    const scheduled = await this.#d.limits.predict({ inboxId, domain: inbox.domain, domainCreatedAt: domainRow ? new Date(domainRow.created_at) : null }, sendable, now);
+    const scheduled = await this.#d.limits.predict({ inboxId, domain: inbox.domain, domainCreatedAt: sending?.createdAt ?? null }, sendable, now);
 
-    const key_ = await this.#d.domains.signingKey(inbox.domain);
-    const raw = key_ ? Buffer.concat([await dkimSignature(composed.raw, inbox.domain, key_), composed.raw]) : composed.raw;
+    const raw = sending ? Buffer.concat([await dkimSignature(composed.raw, inbox.domain, sending), composed.raw]) : composed.raw;
     const rawSha = await blobs.put(raw);
     const parsed = await parseMessage(raw);
     const attachmentShas: string[] = [];

@@ -31,9 +31,9 @@ export async function applyReport(deps: ReportDeps, inboundId: string): Promise<
     .where('messages.id', '=', inboundId).executeTakeFirst();
   if (!msg) return null;
   // A mail to unsubscribe+<token>@ is a mailto: unsubscribe (RFC 2369); its content does not matter.
-  const unsubscribeToken = parseUnsubscribeAddress(msg.rcpt_to);
-  if (unsubscribeToken) {
-    if (!(await deps.unsubscribe.apply(unsubscribeToken, 'mailto'))) log.info({ message: inboundId }, 'a mailto: unsubscribe carried an invalid token');
+  const unsubscribe = parseUnsubscribeAddress(msg.rcpt_to);
+  if (unsubscribe) {
+    if (!(await deps.unsubscribe.apply(unsubscribe.token, 'mailto'))) log.info({ message: inboundId }, 'a mailto: unsubscribe carried an invalid token');
     return 'unsubscribe';
   }
   const raw = await blobs.get(msg.raw_sha256);

@@ -3,7 +3,7 @@ import type { Config } from '../config/config.ts';
 import { isNoData, type Resolver } from '../dns/resolver.ts';
 import { newId } from '../ids.ts';
 import type { Inboxes } from '../inboxes/inboxes.ts';
-import type { Acceptor, } from '../inbound/accept.ts';
+import type { Acceptor } from '../inbound/accept.ts';
 import { classifyRecipient } from '../inbound/recipient-policy.ts';
 import { receivedHeader } from '../inbound/trace.ts';
 import type { Logger } from '../log.ts';

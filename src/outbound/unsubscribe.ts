@@ -75,5 +75,8 @@ export class Unsubscribe {
   }
 }
 
-/** The token of an `unsubscribe+<token>@domain` address, or null. */
-export const parseUnsubscribeAddress = (address: string): string | null => MAILTO.exec(address.trim())?.[1].toLowerCase() ?? null;
+/** The token of an `unsubscribe+<token>@domain` address and the message it names, or null. */
+export function parseUnsubscribeAddress(address: string): { token: string; messageId: string } | null {
+  const token = MAILTO.exec(address.trim())?.[1].toLowerCase();
+  return token ? { token, messageId: token.slice(0, token.indexOf('.')) } : null;
+}

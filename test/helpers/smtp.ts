@@ -173,3 +173,9 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms (hung?)`)), ms); }),
   ]);
 }
+
+/** The first header field `name` of a raw message, unfolded and trimmed, or null. */
+export function headerOf(raw: Buffer, name: string): string | null {
+  const head = raw.toString('latin1').split(/\r\n\r\n/)[0].replace(/\r\n[ \t]+/g, ' ');
+  return new RegExp(`^${name}:[ \\t]*(.*)$`, 'mi').exec(head)?.[1].trim() ?? null;
+}

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import {
   corporaRoot, corpusPresent, missedTargets, ratio, runCorpus, score, SISIMAI_SET, TARGETS, type Miss,
 } from '../src/outbound/bounces/corpus-eval.ts';
-import { BIPIA, INJECTION_TARGETS, runInjectionEval } from '../src/intel/injection-eval.ts';
+import { BIPIA, INJECTION_TARGETS, runBenignMailCheck, runInjectionEval } from '../src/intel/injection-eval.ts';
 import { runKindEval } from '../src/intel/kind-eval.ts';
 import { runReplyEval } from '../src/intel/reply-eval.ts';
 
@@ -117,6 +117,10 @@ if (!inj) {
   console.log(`  precision       ${p100(inj.precision).padStart(6)}   F1 ${inj.f1.toFixed(2)}`);
   console.log(`  hard negatives flagged: ${inj.hardFalsePositives.length}/${inj.hardNegatives} (benign mail about instructions, AI, passwords)${inj.hardFalsePositives.length ? `: ${inj.hardFalsePositives.join(' | ')}` : ''}`);
   if (inj.hardNegatives && inj.hardFalsePositives.length / inj.hardNegatives > INJECTION_TARGETS.fpr) missed.push(`injection hard negatives flagged ${inj.hardFalsePositives.length}/${inj.hardNegatives}`);
+  console.log(`  own attack texts caught: ${inj.ownAttacks - inj.ownMisses.length}/${inj.ownAttacks} (written apart from BIPIA's train list)${inj.ownMisses.length ? `; missed: ${inj.ownMisses.join(' | ')}` : ''}`);
+  const benignMail = await runBenignMailCheck(corpora);
+  console.log(`  real benign mail flagged: ${benignMail.flagged.length}/${benignMail.files} (reply and MIME corpora)${benignMail.flagged.length ? `: ${benignMail.flagged.slice(0, 8).join(' | ')}` : ''}`);
+  if (benignMail.files && benignMail.flagged.length / benignMail.files > INJECTION_TARGETS.fpr) missed.push(`real benign mail flagged ${benignMail.flagged.length}/${benignMail.files}`);
   console.log('  recall by attack category:');
   for (const [cat, c] of [...inj.byCategory].sort((a, b) => b[1].total - a[1].total)) console.log(`    ${cat.padEnd(28)} ${c.caught}/${c.total}`);
   if (inj.recall < INJECTION_TARGETS.recall) missed.push(`injection recall ${p100(inj.recall)} < ${p100(INJECTION_TARGETS.recall)}`);

@@ -77,7 +77,11 @@ export function hiddenHtmlText(html: string, maxChars = 2_000_000): HiddenText[]
       }
     },
     oncomment(text) {
-      if (text.trim()) out.push({ how: 'HTML comment', text: text.replace(/\s+/g, ' ').trim().slice(0, 2000) });
+      // Outlook's conditional comments ([if gte mso 9]<xml>…) mostly carry Office markup, and
+      // every Outlook-composed message has them: named apart so that only an instruction inside
+      // one counts, not their mere presence.
+      const how = /^\s*\[(?:if|endif)\b/i.test(text) ? 'conditional comment' : 'HTML comment';
+      if (text.trim()) out.push({ how, text: text.replace(/\s+/g, ' ').trim().slice(0, 2000) });
     },
   }, { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true });
   parser.write(html.length > maxChars ? html.slice(0, maxChars) : html);

@@ -1,5 +1,6 @@
 import type { AuthVerdict } from './auth.ts';
 import { hiddenHtmlText } from './hidden-html.ts';
+import { taskInstructions } from './task-instructions.ts';
 
 /**
  * Prompt-injection risk of a received message: `{ score 0..1, level, signals[] }`, each signal with
@@ -31,7 +32,8 @@ const INSTRUCTIONS: [RegExp, string][] = [
   [/\b(reveal|show|print|repeat|output|leak|ignore|override|disregard|replace)\b[^.\n]{0,20}\b(your|the) (system|developer|hidden) (prompt|message|instructions?)\b/i, 'system prompt'],
   [/\b(as an? (ai|llm|language model|assistant)|dear (ai|assistant|agent|llm|chatbot))\b/i, 'addressed to an AI'],
   [/\bdo not (tell|inform|mention|reveal|alert) (this to )?(the )?(user|human|owner|recipient)\b/i, 'conceal from the user'],
-  [/\b(send|forward|email|post|upload|exfiltrate|leak)\b[^.\n]{0,60}\b(api[ -]?keys?|passwords?|credentials|secrets?|tokens?|conversation|chat history|contacts|inbox)\b/i, 'exfiltration request'],
+  // "email" only as a verb: "use your email address and 'forgot password'" asks for nothing.
+  [/\b(send|forward|e-?mail(?!\s+address)|post|upload|exfiltrate|leak)\b[^.\n]{0,60}\b(api[ -]?keys?|passwords?|credentials|secrets?|tokens?|conversation|chat history|contacts|inbox)\b/i, 'exfiltration request'],
   [/\b(execute|run) (the following|this) (command|code|script)\b/i, 'run a command'],
 ];
 const ROLE_TOKENS = /<\|im_(start|end)\|>|<\|(system|user|assistant|endoftext)\|>|\[\/?INST\]|<<\/?SYS>>|^\s*#{2,}\s*(system|instruction)s?\s*:|<\/?(system|assistant)>|\b(BEGIN|END) (SYSTEM|HIDDEN) (PROMPT|INSTRUCTIONS)\b/im;
@@ -49,6 +51,9 @@ const TAGS = /[\u{E0000}-\u{E007F}]/gu;
 /** Every code point a reader does not see (both kinds above): what a safe rendering removes. */
 export const INVISIBLE_ANY = /[\u200B-\u200D\u2060\uFEFF\u202A-\u202E\u2066-\u2069]|[\u{E0000}-\u{E007F}]/gu;
 
+// Hidden places whose text is ordinarily there for a reason: an instruction in them counts, their text alone does not.
+const VISIBLE_ELSEWHERE = new Set(['alt attribute', 'title attribute', 'conditional comment']);
+
 const excerpt = (s: string, at = 0, len = 120) => s.slice(Math.max(0, at - 20), at + len).replace(/\s+/g, ' ').trim();
 
 function instructionSignals(text: string, location: Location, weight: number, out: InjectionSignal[], prefix = ''): boolean {
@@ -56,6 +61,14 @@ function instructionSignals(text: string, location: Location, weight: number, ou
   for (const [re, what] of INSTRUCTIONS) {
     const m = re.exec(text);
     if (m) { out.push({ kind: `${prefix}instruction`, evidence: `${what}: "${excerpt(text, m.index)}"`, location, weight }); found = true; }
+  }
+  // Plain task injections (BIPIA): an instruction acting on the model's answer is as strong as the
+  // rules above; an off-task request is weaker alone (colleagues ask things too), so it flags
+  // (medium) in visible text and needs hiding, or company, to reach the quarantine threshold.
+  for (const t of taskInstructions(text)) {
+    const strong = t.kind === 'output_manipulation';
+    out.push({ kind: `${prefix}${t.kind}`, evidence: `"${excerpt(t.sentence, 0, 140)}"`, location, weight: strong ? weight : Math.round(weight * 60) / 100 });
+    found = true;
   }
   const t = ROLE_TOKENS.exec(text);
   if (t) { out.push({ kind: `${prefix}role_token`, evidence: excerpt(text, t.index, 60), location, weight: Math.max(0.7, weight) }); found = true; }
@@ -85,7 +98,7 @@ function scoreUnsafe(input: ScoreInput): InjectionVerdict {
       const before = signals.length;
       if (instructionSignals(h.text, 'hidden_html', 0.85, signals, 'hidden_')) {
         for (const s of signals.slice(before)) s.evidence = `${h.how}: ${s.evidence}`;
-      } else if (h.how !== 'alt attribute' && h.how !== 'title attribute' && h.text.replace(/[^a-z]/gi, '').length >= 40) {
+      } else if (!VISIBLE_ELSEWHERE.has(h.how) && h.text.replace(/[^a-z]/gi, '').length >= 40) {
         signals.push({ kind: 'hidden_text', evidence: `${h.how}: "${excerpt(h.text)}"`, location: 'hidden_html', weight: 0.25 });
       }
     }

@@ -23,6 +23,8 @@ import { Unsubscribe } from './outbound/unsubscribe.ts';
 import { Transports } from './outbound/transports.ts';
 import { startSendWorker } from './outbound/worker.ts';
 import { inboxForVerp, startReportWorker } from './outbound/reports.ts';
+import { EventFeed } from './events/feed.ts';
+import { EventTail } from './events/tail.ts';
 
 /**
  * The composition root: opens the store, starts the job engine, the SMTP server and the HTTP API,
@@ -37,6 +39,7 @@ export interface Mailroom {
   messages: Messages;
   outbox: Outbox;
   domains: Domains;
+  feed: EventFeed;
   smtpPort: number;
   httpPort: number;
   /** The admin token created on this start (first start only), or null. */
@@ -95,7 +98,23 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     await startSendWorker({ store, boss, transports, limits, config, log });
     await startReportWorker({ store, log, unsubscribe, bounceRate: config.outbound.bounceRate }, boss);
 
+    // The event log's readers: one tail per process wakes streams, waiters and webhook dispatch.
+    const feed = new EventFeed(store.db);
+    const tail = new EventTail(feed, config.events.pollMs);
+    cleanups.push(async () => tail.stop());
+    const prune = async () => {
+      const n = await feed.prune(new Date(Date.now() - config.events.retentionDays * 86_400_000)).catch((err) => { log.warn({ err }, 'event retention pass failed'); return 0; });
+      if (n) log.info({ deleted: n }, 'events past retention deleted');
+    };
+    void prune();
+    const pruneTimer = setInterval(() => void prune(), 3_600_000);
+    pruneTimer.unref();
+    cleanups.push(async () => clearInterval(pruneTimer));
+
     const app = createApi({
+      feed,
+      tail,
+      waitMaxSeconds: config.events.waitMaxSeconds,
       db: store.db,
       inboxes,
       messages,
@@ -125,7 +144,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
 
     log.info({ engine: store.engine, smtp: `${config.smtpHost}:${smtp.port}`, http: `${config.host}:${httpPort}`, domains: config.domains }, 'mailroom started');
     return {
-      config, store, boss, acceptor, inboxes, messages, outbox, domains, log, createdAdminToken,
+      config, store, boss, acceptor, inboxes, messages, outbox, domains, feed, log, createdAdminToken,
       smtpPort: smtp.port,
       httpPort,
       stop: stopAll,

@@ -39,7 +39,19 @@ const ROUTE_SCOPES: Record<string, string> = {
   'GET /v1/limits': 'admin',
   'POST /v1/limits': 'admin',
   'DELETE /v1/limits/{limit_id}': 'admin',
+  'GET /v1/events': 'messages:read',
+  'GET /v1/events/stream': 'messages:read',
+  'GET /v1/inboxes/{inbox_id}/messages/wait': 'messages:read',
 };
+/** Query strings that make a route answer at once (a long-poll that does not wait). */
+const QUERIES: Record<string, string> = { 'GET /v1/inboxes/{inbox_id}/messages/wait': '?timeout=0' };
+/** A stream never ends: its status is all the matrix reads of it. */
+async function streamStatus(url: string, token: string): Promise<number> {
+  const ac = new AbortController();
+  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
+  ac.abort();
+  return res.status;
+}
 /** A valid body for each route that takes one (the scope check must be what refuses, not validation). */
 const BODIES: Record<string, unknown> = {
   'POST /v1/tokens': { scopes: ['inboxes:read'] },
@@ -136,12 +148,17 @@ for (const engine of ENGINES) {
         const others = scope === 'admin' ? ALL : ALL.filter((s) => s !== scope);
         const without = await mint({ scopes: others });
         const body = BODIES[route] ?? (method === 'POST' ? {} : undefined);
-        const denied = await m.api(method, fill(p), body, without.token);
+        const url = fill(p) + (QUERIES[route] ?? '');
+        const denied = await m.api(method, url, body, without.token);
         assert.equal(denied.status, 403, `${route} without ${scope}`);
         assert.equal(denied.body.code, 'insufficient_scope');
+        if (p.endsWith('/stream')) {
+          assert.equal(await streamStatus(m.api.base + url, (await mint({ scopes: [scope] })).token), 200, `${route} with ${scope}`);
+          continue;
+        }
         if (method !== 'DELETE') {
           const withIt = await mint({ scopes: [scope] });
-          const allowed = await m.api(method, fill(p), body, withIt.token);
+          const allowed = await m.api(method, url, body, withIt.token);
           // Releasing a message that is not held is a 409 after the scope check passed.
           const passed = allowed.status < 300 || (route.endsWith('/release') && allowed.status === 409 && allowed.body.code === 'conflict');
           assert.ok(passed, `${route} with ${scope}: ${allowed.status} ${JSON.stringify(allowed.body).slice(0, 200)}`);

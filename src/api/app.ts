@@ -21,6 +21,10 @@ import type { Limits } from '../outbound/limits.ts';
 import { limitRoutes } from './routes/limits.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import type { Unsubscribe } from '../outbound/unsubscribe.ts';
+import type { EventFeed } from '../events/feed.ts';
+import type { EventTail } from '../events/tail.ts';
+import { eventRoutes } from './routes/events.ts';
+import { waitRoutes } from './routes/wait.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
@@ -31,6 +35,9 @@ export interface ApiDeps {
   limits: Limits;
   boss: PgBoss;
   unsubscribe: Unsubscribe;
+  feed: EventFeed;
+  tail: EventTail;
+  waitMaxSeconds: number;
   /** Largest composed message the send API accepts; its JSON body (base64) may be a third larger. */
   maxSendSize: number;
   log: Logger;
@@ -88,6 +95,8 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   suppressionRoutes(app, deps.db);
   limitRoutes(app, deps.limits);
   tokenRoutes(app, deps.db);
+  eventRoutes(app, deps.feed, deps.tail);
+  waitRoutes(app, { inboxes: deps.inboxes, messages: deps.messages, tail: deps.tail, maxSeconds: deps.waitMaxSeconds });
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

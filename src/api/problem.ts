@@ -23,6 +23,7 @@ const TITLES: Record<ErrorCode, string> = {
   payload_too_large: 'Payload too large',
   unknown_domain: 'Unknown domain',
   username_taken: 'Username taken',
+  webhook_url_forbidden: 'Webhook URL forbidden',
   header_injection: 'Line break in a header field',
   invalid_address: 'Invalid address',
   invalid_header: 'Header not allowed',

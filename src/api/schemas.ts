@@ -134,6 +134,34 @@ export const MessageQuery = PageQuery.extend({
   direction: z.enum(['inbound', 'outbound']).optional(),
   disposition: z.enum(['delivered', 'flagged', 'quarantined', 'needs_human', 'released']).optional()
     .openapi({ description: 'Only messages with this disposition; without it, held (quarantined, needs_human) messages are left out.' }),
+  from: z.string().min(1).max(320).optional().openapi({ description: 'Only messages from this address, or from any address at a domain written "@example.com".' }),
+  q: z.string().min(1).max(200).optional().openapi({ description: 'Search: messages whose subject, sender or text contain these words (case-insensitive, every word must appear).' }),
+});
+
+export const WaitQuery = z.object({
+  thread_id: z.string().max(64).optional().openapi({ description: 'Only a message in this thread (the reply you are waiting for).' }),
+  from: z.string().min(1).max(320).optional().openapi({ description: 'Only a message from this address, or from a domain written "@example.com".' }),
+  since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Return at once a matching message that arrived at or after this time (default: now).' }),
+  timeout: z.coerce.number().min(0).max(3600).optional().openapi({ description: 'Seconds to wait (default 30, capped at MAILROOM_WAIT_MAX_SECONDS).' }),
+});
+
+export const EventSchema = z.object({
+  id: z.string(),
+  cursor: z.string().openapi({ description: 'Pass as `after` (or as SSE Last-Event-ID) to resume right after this event.' }),
+  type: z.string(),
+  created_at: z.string(),
+  inbox_id: z.string().nullable(),
+  message_id: z.string().nullable(),
+  thread_id: z.string().nullable(),
+  trace_id: z.string().nullable(),
+  data: z.record(z.string(), z.unknown()),
+}).openapi('Event');
+
+export const EventQuery = z.object({
+  after: z.string().max(100).optional().openapi({ description: 'A cursor or event id: only events after it. Absent: from the oldest retained event.' }),
+  types: z.string().max(1000).optional().openapi({ description: 'Comma-separated event types, e.g. message.received,message.bounced.' }),
+  inbox_id: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional().openapi({ description: 'Page size, 1-500 (default 100).' }),
 });
 
 export const errorResponses = {

@@ -46,6 +46,14 @@ const EnvSchema = z.object({
   MAILROOM_BOUNCE_RATE_MIN_SENDS: z.coerce.number().int().min(1).default(50),
   MAILROOM_BOUNCE_RATE_WINDOW_HOURS: z.coerce.number().positive().default(24),
   MAILROOM_THROTTLE_RECHECK_SECONDS: z.coerce.number().positive().default(60),
+  // Events, streams and webhooks.
+  MAILROOM_EVENT_RETENTION_DAYS: z.coerce.number().positive().default(30),
+  MAILROOM_EVENT_POLL_MS: z.coerce.number().int().min(20).max(10_000).default(250),
+  MAILROOM_WAIT_MAX_SECONDS: z.coerce.number().positive().max(3600).default(300),
+  MAILROOM_WEBHOOK_ALLOW: z.string().optional(),
+  MAILROOM_WEBHOOK_TIMEOUT_SECONDS: z.coerce.number().positive().max(60).default(10),
+  MAILROOM_WEBHOOK_RETRY_HOURS: z.coerce.number().positive().default(24),
+  MAILROOM_WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().positive().default(5),
   MAILROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -89,6 +97,21 @@ export interface Config {
     throttleRecheckSeconds: number;
     /** Base URL recipients reach the HTTP server at (one-click unsubscribe links); default http://host:port. */
     publicUrl?: string;
+  };
+  events: {
+    retentionDays: number;
+    /** How often a process looks for new events while a stream, a waiter or the webhook dispatcher listens. */
+    pollMs: number;
+    /** Upper bound of a wait-for-reply long-poll. */
+    waitMaxSeconds: number;
+  };
+  webhooks: {
+    /** MAILROOM_WEBHOOK_ALLOW as written: CIDRs or host names webhook URLs may reach although private. */
+    allow: string;
+    timeoutSeconds: number;
+    /** A delivery keeps being retried this long, then fails and its endpoint is disabled. */
+    retryHours: number;
+    retryBaseSeconds: number;
   };
 }
 
@@ -134,6 +157,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       bounceRate: { threshold: e.MAILROOM_BOUNCE_RATE_THRESHOLD, minSends: e.MAILROOM_BOUNCE_RATE_MIN_SENDS, windowHours: e.MAILROOM_BOUNCE_RATE_WINDOW_HOURS },
       throttleRecheckSeconds: e.MAILROOM_THROTTLE_RECHECK_SECONDS,
       publicUrl: e.MAILROOM_PUBLIC_URL?.replace(/\/+$/, ''),
+    },
+    events: { retentionDays: e.MAILROOM_EVENT_RETENTION_DAYS, pollMs: e.MAILROOM_EVENT_POLL_MS, waitMaxSeconds: e.MAILROOM_WAIT_MAX_SECONDS },
+    webhooks: {
+      allow: e.MAILROOM_WEBHOOK_ALLOW ?? '',
+      timeoutSeconds: e.MAILROOM_WEBHOOK_TIMEOUT_SECONDS,
+      retryHours: e.MAILROOM_WEBHOOK_RETRY_HOURS,
+      retryBaseSeconds: e.MAILROOM_WEBHOOK_RETRY_BASE_SECONDS,
     },
   };
 }

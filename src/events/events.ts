@@ -5,12 +5,14 @@ import type { Database } from '../store/schema.ts';
 /**
  * The event log: every state change Mailroom makes is a row, written in the same transaction as
  * the change itself, so the log never says something happened that did not (or the reverse).
- * Readers (webhooks, SSE, wait-for-reply, MCP) arrive with the events issue and page by id.
+ * Readers (GET /v1/events, SSE, wait-for-reply, webhooks, MCP) go through events/feed.ts, which
+ * orders the log by the writing transaction (migration 005) so that none of them can miss a row.
  */
 export type EventType =
   | 'message.queued' | 'message.sent' | 'message.deferred' | 'message.bounced' | 'message.failed'
   | 'message.suppressed' | 'message.complained' | 'domain.created' | 'domain.verified' | 'domain.throttled' | 'domain.resumed' | 'message.unsubscribed'
-  | 'message.received' | 'message.quarantined' | 'message.released';
+  | 'message.received' | 'message.quarantined' | 'message.released'
+  | 'inbox.created' | 'inbox.deleted';
 
 export interface NewEvent {
   type: EventType;

@@ -196,7 +196,11 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
         return {
           type: (HELD.includes(disposition) ? 'message.quarantined' : 'message.received') as 'message.quarantined' | 'message.received',
           inbox_id: d.inbox_id, message_id: d.id, thread_id: threads.get(d.id)!,
-          data: { disposition, injection: { score: inj.score, level: inj.level }, kind: kinds.get(d.receipt_id)?.kind ?? null },
+          // Enough for a consumer to decide whether to fetch the message: who, what, how risky.
+          data: {
+            from: parsed.get(d.receipt_id)!.p.from?.address ?? null, subject: parsed.get(d.receipt_id)!.p.subject ?? null,
+            disposition, injection: { score: inj.score, level: inj.level }, kind: kinds.get(d.receipt_id)?.kind ?? null,
+          },
         };
       }));
     }

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { appendEvents } from '../events/events.ts';
 import { MailroomError, notFound } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { canSeeInbox, type Principal } from '../auth/scopes.ts';
@@ -94,7 +95,9 @@ export class Inboxes {
       if (!explicit && RESERVED.has(username)) continue;
       const now = new Date();
       try {
-        const row = await this.#db
+        // The inbox and its inbox.created event commit together.
+        const row = await this.#db.transaction().execute(async (trx) => {
+          const created = await trx
           .insertInto('inboxes')
           .values({
             id: newId('inb'),
@@ -111,6 +114,9 @@ export class Inboxes {
           })
           .returningAll()
           .executeTakeFirstOrThrow();
+          await appendEvents(trx, [{ type: 'inbox.created', inbox_id: created.id, data: { address: created.address, client_id: created.client_id } }], now);
+          return created;
+        });
         this.#addressCache?.set(row.address, row.id);
         return { inbox: toInboxView(row), created: true };
       } catch (err) {
@@ -180,7 +186,10 @@ export class Inboxes {
   async delete(p: Principal, id: string): Promise<void> {
     const row = await this.#visibleRow(p, id);
     this.#addressCache?.set(row.address, null);
-    await this.#db.updateTable('inboxes').set({ deleted_at: new Date(), client_id: null }).where('id', '=', id).execute();
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.updateTable('inboxes').set({ deleted_at: new Date(), client_id: null }).where('id', '=', id).execute();
+      await appendEvents(trx, [{ type: 'inbox.deleted', inbox_id: id, data: { address: row.address } }]);
+    });
   }
 
   /** The live inbox id for an address on a served domain, or null. Used by the SMTP recipient policy. */

@@ -127,6 +127,33 @@ export interface MessageFilter extends PageRequest {
   since?: Date;
   direction?: 'inbound' | 'outbound';
   disposition?: 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released';
+  /** An address, or "@domain" for any address there. */
+  from?: string;
+  /** Words that must each appear in the subject, the sender or the text (case-insensitive). */
+  q?: string;
+}
+
+/** `from` filter: an exact address, or "@domain" for every address at that domain. */
+function fromFilter(from: string) {
+  const f = from.trim().toLowerCase();
+  return (eb: ExpressionBuilder<Database, 'messages'>) => f.startsWith('@')
+    ? eb(sql`lower(from_address)`, 'like', `%${escapeLike(f)}`)
+    : eb(sql`lower(from_address)`, '=', f);
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/**
+ * Search: every word must appear in the subject, the sender or the text. A sequential ILIKE per
+ * inbox, not a full-text index: an agent's inbox is thousands of messages, not millions, and
+ * ILIKE behaves the same on both engines (PGlite ships no tsvector dictionaries beyond simple).
+ */
+function searchFilter(q: string) {
+  const words = q.split(/\s+/).filter(Boolean).slice(0, 8);
+  return (eb: ExpressionBuilder<Database, 'messages'>) => eb.and(words.map((w) => {
+    const pattern = `%${escapeLike(w)}%`;
+    return eb.or([eb('subject', 'ilike', pattern), eb('from_address', 'ilike', pattern), eb('from_name', 'ilike', pattern), eb('text', 'ilike', pattern)]);
+  }));
 }
 
 export class Messages {
@@ -170,9 +197,28 @@ export class Messages {
     // must not read it until somebody released it. Asking for a disposition shows exactly those.
     if (f.disposition) q = q.where('disposition', '=', f.disposition);
     else q = q.where(notHeld);
+    if (f.from) q = q.where(fromFilter(f.from));
+    if (f.q) q = q.where(searchFilter(f.q));
     const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
     const atts = await this.#attachmentsOf(rows.slice(0, limit).map((r) => r.id));
     return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [], security: null, kind_evidence: null, extracted_text: null }, atts.get(r.id) ?? []));
+  }
+
+  /**
+   * The first received message in the inbox that became readable at or after `since` and matches
+   * the filters, or null: what wait-for-reply checks after every advance of the event log. Held
+   * mail does not count (it is not readable until released). `created_at` rather than the SMTP
+   * receipt time, so a message received just before `since` but parsed after it is not missed.
+   */
+  async firstArrival(inboxId: string, f: { since: Date; thread_id?: string; from?: string }): Promise<MessageView | null> {
+    let q = this.#db.selectFrom('messages').selectAll()
+      .where('inbox_id', '=', inboxId).where('direction', '=', 'inbound').where(sql<boolean>`created_at >= ${f.since}`).where(notHeld);
+    if (f.thread_id) q = q.where('thread_id', '=', f.thread_id);
+    if (f.from) q = q.where(fromFilter(f.from));
+    const row = await q.orderBy('created_at').orderBy('id').limit(1).executeTakeFirst();
+    if (!row) return null;
+    const atts = await this.#attachmentsOf([row.id]);
+    return toView(row, atts.get(row.id) ?? []);
   }
 
   /** A message row the principal may see (its inbox live and in scope), else not_found. */

@@ -4,6 +4,7 @@ import * as m001 from './migrations/001-core.ts';
 import * as m002 from './migrations/002-outbound.ts';
 import * as m003 from './migrations/003-limits.ts';
 import * as m004 from './migrations/004-security.ts';
+import * as m005 from './migrations/005-events.ts';
 
 /**
  * The one migration set, for both engines. Listed statically (not read from a folder) so the order
@@ -15,6 +16,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '002-outbound': m002,
   '003-limits': m003,
   '004-security': m004,
+  '005-events': m005,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

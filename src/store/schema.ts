@@ -208,6 +208,48 @@ export interface EventTable {
   thread_id: string | null;
   trace_id: string | null;
   data: Json<Record<string, unknown>>;
+  /** Position in the log (see migration 005): the writing transaction's id, then a sequence. */
+  tx: Generated<string>;
+  seq: Generated<string>;
+}
+
+export interface WebhookTable {
+  id: string;
+  url: string;
+  description: string | null;
+  event_types: Json<string[]> | null;
+  inbox_ids: Json<string[]> | null;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  cursor: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WebhookDeliveryTable {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event_cursor: string;
+  status: 'pending' | 'succeeded' | 'failed';
+  attempts: number;
+  next_attempt_at: Timestamp | null;
+  last_attempt_at: Timestamp | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  delivered_at: Timestamp | null;
+}
+
+export interface WebhookAttemptTable {
+  delivery_id: string;
+  at: Timestamp;
+  status: number | null;
+  error: string | null;
+  duration_ms: number;
 }
 
 export interface RatePolicyTable {
@@ -245,6 +287,9 @@ export interface Database {
   events: EventTable;
   rate_policies: RatePolicyTable;
   rate_usage: RateUsageTable;
+  webhooks: WebhookTable;
+  webhook_deliveries: WebhookDeliveryTable;
+  webhook_attempts: WebhookAttemptTable;
 }
 
 export type InboxRow = Selectable<InboxTable>;

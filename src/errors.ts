@@ -20,7 +20,7 @@ export const ERROR_STATUS = {
   message_too_large: 400,
   idempotency_key_reused: 409,
   recipient_suppressed: 422,
-  webhook_url_forbidden: 422,
+  webhook_url_forbidden: 400,
   storage_unavailable: 503,
   internal: 500,
 } as const;

@@ -25,6 +25,9 @@ import { startSendWorker } from './outbound/worker.ts';
 import { inboxForVerp, startReportWorker } from './outbound/reports.ts';
 import { EventFeed } from './events/feed.ts';
 import { EventTail } from './events/tail.ts';
+import { Webhooks } from './webhooks/webhooks.ts';
+import { WebhookDispatcher } from './webhooks/dispatcher.ts';
+import { dnsLookup, parseAllowList } from './webhooks/ssrf.ts';
 
 /**
  * The composition root: opens the store, starts the job engine, the SMTP server and the HTTP API,
@@ -111,9 +114,20 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     pruneTimer.unref();
     cleanups.push(async () => clearInterval(pruneTimer));
 
+    // Webhooks: the same resolver as mail (MAILROOM_DNS_SERVERS), the operator's allow list.
+    const webhookTargets = { lookup: dnsLookup(resolver), allow: parseAllowList(config.webhooks.allow) };
+    const webhooks = new Webhooks(store.db, feed, webhookTargets);
+    const dispatcher = new WebhookDispatcher({
+      db: store.db, tail, ...webhookTargets, log,
+      timeoutMs: config.webhooks.timeoutSeconds * 1000, retryHours: config.webhooks.retryHours, retryBaseSeconds: config.webhooks.retryBaseSeconds,
+    });
+    dispatcher.start();
+    cleanups.push(() => dispatcher.stop());
+
     const app = createApi({
       feed,
       tail,
+      webhooks,
       waitMaxSeconds: config.events.waitMaxSeconds,
       db: store.db,
       inboxes,

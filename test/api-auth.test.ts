@@ -42,6 +42,14 @@ const ROUTE_SCOPES: Record<string, string> = {
   'GET /v1/events': 'messages:read',
   'GET /v1/events/stream': 'messages:read',
   'GET /v1/inboxes/{inbox_id}/messages/wait': 'messages:read',
+  'POST /v1/webhooks': 'webhooks:write',
+  'GET /v1/webhooks': 'webhooks:write',
+  'GET /v1/webhooks/{webhook_id}': 'webhooks:write',
+  'PATCH /v1/webhooks/{webhook_id}': 'webhooks:write',
+  'DELETE /v1/webhooks/{webhook_id}': 'webhooks:write',
+  'POST /v1/webhooks/{webhook_id}/rotate_secret': 'webhooks:write',
+  'GET /v1/webhooks/{webhook_id}/deliveries': 'webhooks:write',
+  'POST /v1/webhooks/{webhook_id}/replay': 'webhooks:write',
 };
 /** Query strings that make a route answer at once (a long-poll that does not wait). */
 const QUERIES: Record<string, string> = { 'GET /v1/inboxes/{inbox_id}/messages/wait': '?timeout=0' };
@@ -62,8 +70,10 @@ const BODIES: Record<string, unknown> = {
   'POST /v1/domains': { name: 'example.org' },
   'POST /v1/suppressions': { address: 'x@example.net' },
   'POST /v1/limits': { scope: 'recipient_domain', match: 'example.org', max: 1000, window: 'day' },
+  'POST /v1/webhooks': { url: 'http://93.184.216.34/hook' },
+  'PATCH /v1/webhooks/{webhook_id}': { description: 'x' },
 };
-const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send'];
+const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'webhooks:write'];
 
 const withAttachment = (to: string) => Buffer.from([
   'From: a@example.com', `To: ${to}`, 'Subject: secret', 'Message-ID: <s-' + Math.random() + '@example.com>',
@@ -142,7 +152,8 @@ for (const engine of ENGINES) {
         .replace('{inbox_id}', A.id).replace('{message_id}', msgA.id).replace('{attachment_id}', msgA.attachments[0].id)
         .replace('{thread_id}', msgA.thread_id).replace('{token_id}', 'tok_00000000000000000000000000')
         .replace('{name}', 'mailroom.test').replace('{suppression_id}', 'sup_00000000000000000000000000')
-        .replace('{limit_id}', 'lim_00000000000000000000000000');
+        .replace('{limit_id}', 'lim_00000000000000000000000000').replace('{webhook_id}', hookId);
+      const hookId = (await m.api('POST', '/v1/webhooks', { url: 'http://93.184.216.34/matrix' })).body.id;
       for (const [route, scope] of Object.entries(ROUTE_SCOPES)) {
         const [method, p] = route.split(' ');
         const others = scope === 'admin' ? ALL : ALL.filter((s) => s !== scope);

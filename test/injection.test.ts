@@ -240,7 +240,7 @@ for (const engine of ENGINES) {
       assert.equal(released.status, 200);
       assert.equal(released.body.disposition, 'released');
       assert.ok((await m.api('GET', `/v1/inboxes/${inbox.id}/messages`)).body.data.some((x: any) => x.id === held.id));
-      assert.deepEqual(await types(), ['message.quarantined', 'message.released']);
+      assert.deepEqual(await types(), ['message.quarantined', 'message.released', 'message.received'], 'released mail is received mail from then on');
       assert.equal((await m.api('POST', `/v1/messages/${held.id}/release`)).status, 409, 'releasing twice is a conflict');
       const benign = listed[0];
       assert.equal((await m.api('GET', `/v1/messages/${benign.id}`)).body.security.injection.level, 'low');

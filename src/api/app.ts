@@ -9,6 +9,7 @@ import type { Messages } from '../messages/messages.ts';
 import type { Database } from '../store/schema.ts';
 import { requireToken, type Env } from './auth.ts';
 import { problemResponse } from './problem.ts';
+import { mcpRoutes } from '../mcp/http.ts';
 import { inboxRoutes } from './routes/inboxes.ts';
 import { messageRoutes } from './routes/messages.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -25,6 +26,8 @@ import type { EventFeed } from '../events/feed.ts';
 import type { EventTail } from '../events/tail.ts';
 import { eventRoutes } from './routes/events.ts';
 import { waitRoutes } from './routes/wait.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import type { Webhooks } from '../webhooks/webhooks.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
@@ -37,6 +40,7 @@ export interface ApiDeps {
   unsubscribe: Unsubscribe;
   feed: EventFeed;
   tail: EventTail;
+  webhooks: Webhooks;
   waitMaxSeconds: number;
   /** Largest composed message the send API accepts; its JSON body (base64) may be a third larger. */
   maxSendSize: number;
@@ -96,8 +100,10 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   limitRoutes(app, deps.limits);
   tokenRoutes(app, deps.db);
   eventRoutes(app, deps.feed, deps.tail);
+  webhookRoutes(app, deps.webhooks);
   waitRoutes(app, { inboxes: deps.inboxes, messages: deps.messages, tail: deps.tail, maxSeconds: deps.waitMaxSeconds });
 
+  mcpRoutes(app);
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Mailroom API', version: '0.1.0', description: 'Email for AI agents: inboxes, messages, threads, sending, domains, suppressions, tokens.' },

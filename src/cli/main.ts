@@ -19,6 +19,7 @@ Usage:
   mailroom domain add <domain>                     DKIM key + the DNS records to publish
   mailroom domain list | show <domain> | verify <domain> | resume <domain>
   mailroom send <inbox_id> --to A [--to A …] [--subject S] [--text T] [--idempotency-key K]
+  mailroom mcp                                     MCP server on stdio (needs MAILROOM_TOKEN; the tools call MAILROOM_URL)
 
 Every command but serve talks to a running server: MAILROOM_URL (default http://127.0.0.1:8080) with
 MAILROOM_TOKEN (default: $MAILROOM_DATA_DIR/admin-token). Add --json for machine-readable output.
@@ -94,6 +95,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve':
         // Loaded on demand: the client commands stay quick to start (no database modules).
         return await (await import('./serve.ts')).serveCommand();
+
+      case 'mcp':
+        // stdout is the MCP channel from here on: nothing else may be written to it.
+        return (await import('../mcp/stdio.ts')).mcpCommand() ?? 0;
 
       case 'inbox create': {
         const inbox = await request('POST', '/v1/inboxes', {

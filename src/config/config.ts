@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowList } from '../webhooks/ssrf.ts';
 
 /**
  * All configuration comes from the environment and is validated once, at start. Every other
@@ -124,6 +125,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  try {
+    parseAllowList(e.MAILROOM_WEBHOOK_ALLOW);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  MAILROOM_WEBHOOK_ALLOW: ${(err as Error).message}`);
+  }
   if (Boolean(e.MAILROOM_TLS_CERT) !== Boolean(e.MAILROOM_TLS_KEY)) {
     throw new ConfigError('invalid configuration: MAILROOM_TLS_CERT and MAILROOM_TLS_KEY must be set together');
   }

@@ -8,11 +8,16 @@ import type { Database } from '../store/schema.ts';
  * Readers (GET /v1/events, SSE, wait-for-reply, webhooks, MCP) go through events/feed.ts, which
  * orders the log by the writing transaction (migration 005) so that none of them can miss a row.
  */
-export type EventType =
-  | 'message.queued' | 'message.sent' | 'message.deferred' | 'message.bounced' | 'message.failed'
-  | 'message.suppressed' | 'message.complained' | 'domain.created' | 'domain.verified' | 'domain.throttled' | 'domain.resumed' | 'message.unsubscribed'
-  | 'message.received' | 'message.quarantined' | 'message.released'
-  | 'inbox.created' | 'inbox.deleted';
+/** Every event type, in one list: webhook filters are validated against it. */
+export const EVENT_TYPES = [
+  'inbox.created', 'inbox.deleted',
+  'message.received', 'message.quarantined', 'message.released',
+  'message.queued', 'message.sent', 'message.deferred', 'message.bounced', 'message.failed',
+  'message.suppressed', 'message.complained', 'message.unsubscribed',
+  'domain.created', 'domain.verified', 'domain.throttled', 'domain.resumed',
+  'webhook.disabled', 'webhook.replayed',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface NewEvent {
   type: EventType;

@@ -49,6 +49,9 @@ const POSITION = [sql<string>`tx::text`.as('pos_tx'), sql<string>`seq::text`.as(
 type PositionRow = { pos_tx: string; pos_seq: string };
 const positionOf = (r: PositionRow): Position => ({ tx: r.pos_tx, seq: r.pos_seq });
 
+/** An event row as every reader selects it. */
+export const EVENT_COLUMNS = ['id', 'type', 'created_at', 'inbox_id', 'message_id', 'thread_id', 'trace_id', 'data', ...POSITION] as const;
+
 type EventRow = Omit<Selectable<EventTable>, 'tx' | 'seq'> & PositionRow;
 
 export const toEventView = (r: EventRow): EventView => ({
@@ -97,7 +100,7 @@ export class EventFeed {
     const start = await this.#start(q.after);
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 500);
     let query = this.#db.selectFrom('events')
-      .select(['id', 'type', 'created_at', 'inbox_id', 'message_id', 'thread_id', 'trace_id', 'data', ...POSITION])
+      .select(EVENT_COLUMNS)
       .where(visible);
     if (start) query = query.where(sql<boolean>`(tx, seq) > (${start.tx}::xid8, ${start.seq}::bigint)`);
     if (q.types?.length) query = query.where('type', 'in', q.types);

@@ -196,9 +196,12 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
         return {
           type: (HELD.includes(disposition) ? 'message.quarantined' : 'message.received') as 'message.quarantined' | 'message.received',
           inbox_id: d.inbox_id, message_id: d.id, thread_id: threads.get(d.id)!,
-          // Enough for a consumer to decide whether to fetch the message: who, what, how risky.
+          // Enough for a consumer to decide whether to fetch the message: who, what, how risky. Not
+          // the subject of held mail: it is attacker-written text, and held mail reaches no
+          // consumer (webhook, stream, workflow) until somebody released it.
           data: {
-            from: parsed.get(d.receipt_id)!.p.from?.address ?? null, subject: parsed.get(d.receipt_id)!.p.subject ?? null,
+            from: parsed.get(d.receipt_id)!.p.from?.address ?? null,
+            subject: HELD.includes(disposition) ? null : parsed.get(d.receipt_id)!.p.subject ?? null,
             disposition, injection: { score: inj.score, level: inj.level }, kind: kinds.get(d.receipt_id)?.kind ?? null,
           },
         };

@@ -276,7 +276,12 @@ export class Messages {
     }
     await this.#db.transaction().execute(async (trx) => {
       await trx.updateTable('messages').set({ disposition: 'released' }).where('id', '=', id).execute();
-      await appendEvents(trx, [{ type: 'message.released', inbox_id: row.inbox_id, message_id: id, thread_id: row.thread_id, data: { was: row.disposition, by_token: p.tokenId } }]);
+      // Released mail is received mail from now on: consumers that wait for message.received (a
+      // webhook, wait-for-reply, a campaign) see it then, and not before.
+      await appendEvents(trx, [
+        { type: 'message.released', inbox_id: row.inbox_id, message_id: id, thread_id: row.thread_id, data: { was: row.disposition, by_token: p.tokenId } },
+        { type: 'message.received', inbox_id: row.inbox_id, message_id: id, thread_id: row.thread_id, data: { from: row.from_address, subject: row.subject, disposition: 'released', released_from: row.disposition, kind: row.kind } },
+      ]);
     });
     return this.get(p, id);
   }

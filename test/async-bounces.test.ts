@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
 import { startDns, type TestDns } from './helpers/dns.ts';
 import { startSink, type Sink } from './helpers/sink.ts';
-import { SmtpClient } from './helpers/smtp.ts';
+import { deliverOne, SmtpClient } from './helpers/smtp.ts';
 
 /**
  * Asynchronous reports (issue 3): a DSN (RFC 3464) or an ARF complaint (RFC 5965) arrives over
@@ -83,13 +83,7 @@ function arf(opts: { to: string; recipient: string; originalId: string }): Buffe
   ].join('\r\n'));
 }
 
-async function deliver(m: TestMailroom, mailFrom: string, rcpt: string, data: Buffer): Promise<number | undefined> {
-  const c = await SmtpClient.connect(m.smtpPort);
-  await c.cmd('EHLO mx.example.net');
-  const r = await c.send(mailFrom, [rcpt], data);
-  await c.quit();
-  return r.data?.code ?? r.rcpts[0]?.code;
-}
+const deliver = (m: TestMailroom, mailFrom: string, rcpt: string, data: Buffer) => deliverOne(m.smtpPort, mailFrom, rcpt, data);
 
 for (const engine of ENGINES) {
   describe(`${engine}: asynchronous bounces and complaints`, { skip: await skipEngine(engine) }, () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ENGINES, skipEngine, startTestMailroom, TEST_DATABASE_URL, waitFor, type TestMailroom } from './helpers/mailroom.ts';
-import { SmtpClient } from './helpers/smtp.ts';
+import { deliverOne, message } from './helpers/smtp.ts';
 import { openSse } from './helpers/sse.ts';
 
 /**
@@ -12,13 +12,8 @@ import { openSse } from './helpers/sse.ts';
 
 async function deliver(m: TestMailroom, to: string, subject: string, opts: { from?: string; inReplyTo?: string } = {}): Promise<void> {
   const from = opts.from ?? 'lead@example.com';
-  const c = await SmtpClient.connect(m.smtpPort);
-  await c.cmd('EHLO example.com');
-  const headers = [`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, `Message-ID: <${Math.random().toString(36).slice(2)}@example.com>`];
-  if (opts.inReplyTo) headers.push(`In-Reply-To: ${opts.inReplyTo}`, `References: ${opts.inReplyTo}`);
-  const r = await c.send(from, [to], Buffer.from(`${headers.join('\r\n')}\r\n\r\nHello about ${subject}.\r\n`));
-  assert.equal(r.data?.code, 250);
-  await c.quit();
+  const headers = opts.inReplyTo ? [`In-Reply-To: ${opts.inReplyTo}`, `References: ${opts.inReplyTo}`] : [];
+  assert.equal(await deliverOne(m.smtpPort, from, to, message({ from, to, subject, headers, body: `Hello about ${subject}.` })), 250);
 }
 
 async function allEvents(m: TestMailroom, query = '', token?: string): Promise<any[]> {

@@ -9,7 +9,7 @@ import { INJECTION_TARGETS, runInjectionEval } from '../src/intel/injection-eval
 import { extractReply } from '../src/intel/reply/index.ts';
 import { parseMessage } from '../src/mime/parse.ts';
 import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
-import { SmtpClient } from './helpers/smtp.ts';
+import { deliverOne, message } from './helpers/smtp.ts';
 
 /**
  * Prompt-injection risk (issue 4, item 2; test plan P-series): each hiding technique, with one
@@ -209,11 +209,8 @@ for (const engine of ENGINES) {
     after(async () => { await m?.destroy(); });
 
     async function deliver(to: string, subject: string, html: string): Promise<void> {
-      const c = await SmtpClient.connect(m.smtpPort);
-      await c.cmd('EHLO example.com');
-      const data = Buffer.from(`From: ada@example.com\r\nTo: ${to}\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n`);
-      assert.equal((await c.send('ada@example.com', [to], data)).data?.code, 250);
-      await c.quit();
+      const data = message({ from: 'ada@example.com', to, subject, headers: ['MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8'], body: html });
+      assert.equal(await deliverOne(m.smtpPort, 'ada@example.com', to, data), 250);
     }
     const attackHtml = benignHtml(`<div style="display:none">${INSTRUCTION}</div>`);
 

@@ -6,7 +6,7 @@ import { Webhook } from 'standardwebhooks';
 import { signature } from '../src/webhooks/signing.ts';
 import { startDns, type TestDns } from './helpers/dns.ts';
 import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
-import { SmtpClient } from './helpers/smtp.ts';
+import { deliverOne, message } from './helpers/smtp.ts';
 
 /**
  * Webhooks (issue 5, item 2; test plan A1, A2, A5–A7, A10, I9): signed per Standard Webhooks and
@@ -47,13 +47,8 @@ async function freePort(): Promise<number> {
 }
 
 async function deliver(m: TestMailroom, to: string, subject: string, html?: string): Promise<void> {
-  const c = await SmtpClient.connect(m.smtpPort);
-  await c.cmd('EHLO example.com');
-  const body = html
-    ? `From: lead@example.com\r\nTo: ${to}\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n`
-    : `From: lead@example.com\r\nTo: ${to}\r\nSubject: ${subject}\r\n\r\nHello.\r\n`;
-  assert.equal((await c.send('lead@example.com', [to], Buffer.from(body))).data?.code, 250);
-  await c.quit();
+  const headers = html ? ['MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8'] : [];
+  assert.equal(await deliverOne(m.smtpPort, 'lead@example.com', to, message({ from: 'lead@example.com', to, subject, headers, body: html ?? 'Hello.' })), 250);
 }
 
 const verify = (secret: string, r: Received) => new Webhook(secret).verify(r.body, {

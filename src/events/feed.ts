@@ -76,8 +76,11 @@ export class EventFeed {
     this.#db = db;
   }
 
-  /** Where `after` points: a cursor as is, an event id looked up, absent → the start of the log. */
-  async #start(after: string | null | undefined): Promise<Position | null> {
+  /**
+   * Where `after` points: a cursor as is, an event id looked up, absent → the start of the log.
+   * Refuses what is neither (invalid_request), so a stream can check its resume point up front.
+   */
+  async position(after: string | null | undefined): Promise<Position | null> {
     if (!after) return null;
     if (!after.startsWith('evt_')) return parseCursor(after);
     const row = await this.#db.selectFrom('events').select(POSITION).where('id', '=', after).executeTakeFirst();
@@ -85,11 +88,11 @@ export class EventFeed {
     return positionOf(row);
   }
 
-  /** The position of the newest visible event: where a stream that wants only new events starts. */
-  async head(): Promise<Position | null> {
+  /** The cursor of the newest visible event: where a stream that wants only new events starts. */
+  async head(): Promise<string | null> {
     const row = await this.#db.selectFrom('events').select(POSITION)
       .where(visible).orderBy('tx', 'desc').orderBy('seq', 'desc').limit(1).executeTakeFirst();
-    return row ? positionOf(row) : null;
+    return row ? formatCursor(positionOf(row)) : null;
   }
 
   /**
@@ -97,7 +100,7 @@ export class EventFeed {
    * page starts: the last event returned, or the given position when nothing new is visible yet.
    */
   async read(p: Principal | null, q: FeedQuery): Promise<{ data: EventView[]; next_cursor: string | null }> {
-    const start = await this.#start(q.after);
+    const start = await this.position(q.after);
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 500);
     let query = this.#db.selectFrom('events')
       .select(EVENT_COLUMNS)

@@ -37,9 +37,8 @@ export class EventTail {
     this.#polling = true;
     try {
       const head = await this.#feed.head();
-      const key = head ? `${head.tx}-${head.seq}` : null;
-      if (key !== this.#head) {
-        this.#head = key;
+      if (head !== this.#head) {
+        this.#head = head;
         for (const fn of [...this.#listeners]) fn();
       }
     } catch {

@@ -193,6 +193,7 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
       await appendEvents(trx, todo.map((d) => {
         const disposition = dispositionOf(d);
         const inj = injections.get(d.receipt_id)!;
+        const { p } = parsed.get(d.receipt_id)!;
         return {
           type: (HELD.includes(disposition) ? 'message.quarantined' : 'message.received') as 'message.quarantined' | 'message.received',
           inbox_id: d.inbox_id, message_id: d.id, thread_id: threads.get(d.id)!,
@@ -200,8 +201,8 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], log
           // the subject of held mail: it is attacker-written text, and held mail reaches no
           // consumer (webhook, stream, workflow) until somebody released it.
           data: {
-            from: parsed.get(d.receipt_id)!.p.from?.address ?? null,
-            subject: HELD.includes(disposition) ? null : parsed.get(d.receipt_id)!.p.subject ?? null,
+            from: p.from?.address ?? null,
+            subject: HELD.includes(disposition) ? null : p.subject ?? null,
             disposition, injection: { score: inj.score, level: inj.level }, kind: kinds.get(d.receipt_id)?.kind ?? null,
           },
         };

@@ -2,11 +2,11 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { appendEvents } from '../events/events.ts';
 import { EVENT_COLUMNS, EventFeed, toEventView } from '../events/feed.ts';
 import type { EventTail } from '../events/tail.ts';
-import { newId } from '../ids.ts';
 import type { Logger } from '../log.ts';
-import type { Database, WebhookDeliveryTable } from '../store/schema.ts';
+import type { Database, WebhookDeliveryTable, WebhookTable } from '../store/schema.ts';
 import { postPinned } from './http.ts';
 import { signedHeaders } from './signing.ts';
+import { queueDeliveries } from './webhooks.ts';
 import { resolveWebhookTarget, type AllowList, type Lookup } from './ssrf.ts';
 
 /**
@@ -40,6 +40,7 @@ const BATCH = 20;
 const MAX_BACKOFF_MS = 3_600_000;
 
 type Delivery = Selectable<WebhookDeliveryTable>;
+type Webhook = Selectable<WebhookTable>;
 
 export class WebhookDispatcher {
   readonly #o: DispatcherOptions;
@@ -90,7 +91,10 @@ export class WebhookDispatcher {
     for (;;) {
       const claimed = await this.#claim();
       if (!claimed.length || this.#stopped) break;
-      await Promise.all(claimed.map((d) => this.#attempt(d)));
+      // One read of the batch's endpoints (the claim only took rows of enabled ones).
+      const ids = [...new Set(claimed.map((d) => d.webhook_id))];
+      const hooks = new Map((await this.#o.db.selectFrom('webhooks').selectAll().where('id', 'in', ids).execute()).map((w) => [w.id, w]));
+      await Promise.all(claimed.map((d) => this.#attempt(d, hooks.get(d.webhook_id))));
       if (claimed.length < BATCH) break;
     }
   }
@@ -106,14 +110,7 @@ export class WebhookDispatcher {
         let cursor = w.cursor;
         for (let pages = 0; pages < 10; pages++) {
           const page = await feed.read(null, { after: cursor, types: w.event_types, limit: 500 });
-          const events = page.data.filter((e) => !w.inbox_ids || (e.inbox_id !== null && w.inbox_ids.includes(e.inbox_id)));
-          if (events.length) {
-            const now = new Date();
-            await trx.insertInto('webhook_deliveries')
-              .values(events.map((e) => ({ id: newId('whd'), webhook_id: w.id, event_id: e.id, event_cursor: e.cursor, status: 'pending' as const, attempts: 0, next_attempt_at: now, last_attempt_at: null, last_status: null, last_error: null, created_at: now, delivered_at: null })))
-              .onConflict((oc) => oc.columns(['webhook_id', 'event_id']).doNothing())
-              .execute();
-          }
+          await queueDeliveries(trx, w, page.data, 'new');
           if (page.next_cursor) cursor = page.next_cursor;
           if (page.data.length < 500) break;
         }
@@ -135,9 +132,8 @@ export class WebhookDispatcher {
     return rows;
   }
 
-  async #attempt(d: Delivery): Promise<void> {
+  async #attempt(d: Delivery, w: Webhook | undefined): Promise<void> {
     const db = this.#o.db;
-    const w = await db.selectFrom('webhooks').selectAll().where('id', '=', d.webhook_id).executeTakeFirst();
     if (!w || !w.enabled) return; // deleted or disabled meanwhile: the row waits (or went with it)
     const event = await db.selectFrom('events')
       .select(EVENT_COLUMNS)

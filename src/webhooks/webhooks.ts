@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Principal } from '../auth/scopes.ts';
 import { MailroomError, notFound } from '../errors.ts';
 import { appendEvents, EVENT_TYPES } from '../events/events.ts';
-import type { EventFeed } from '../events/feed.ts';
+import type { EventFeed, EventView } from '../events/feed.ts';
 import { newId } from '../ids.ts';
 import { clampLimit, decodeCursor, toPage, type Page, type PageRequest } from '../store/pagination.ts';
 import type { Database, WebhookDeliveryTable, WebhookTable } from '../store/schema.ts';
@@ -48,6 +48,29 @@ export interface WebhookInput {
 }
 
 type WebhookRow = Selectable<WebhookTable>;
+
+/** A limited token sees (and manages) the endpoints that watch only inboxes it can see. */
+const visibleTo = (p: Principal, w: WebhookRow): boolean =>
+  p.inboxIds === null || ((w.inbox_ids ?? []).length > 0 && (w.inbox_ids ?? []).every((i) => p.inboxIds!.has(i)));
+
+/**
+ * Queues deliveries of `events` (a feed page read with the endpoint's type filter) for the ones
+ * its inbox filter takes. The dispatcher's fan-out keeps existing rows; a replay resets them to
+ * pending under their own ids, so receivers that dedupe by webhook-id stay correct. Returns how many.
+ */
+export async function queueDeliveries(db: Kysely<Database>, w: Pick<WebhookRow, 'id' | 'inbox_ids'>, events: EventView[], mode: 'new' | 'replay'): Promise<number> {
+  const watched = events.filter((e) => !w.inbox_ids || (e.inbox_id !== null && w.inbox_ids.includes(e.inbox_id)));
+  if (!watched.length) return 0;
+  const now = new Date();
+  await db.insertInto('webhook_deliveries')
+    .values(watched.map((e) => ({ id: newId('whd'), webhook_id: w.id, event_id: e.id, event_cursor: e.cursor, status: 'pending' as const, attempts: 0, next_attempt_at: now, last_attempt_at: null, last_status: null, last_error: null, created_at: now, delivered_at: null })))
+    .onConflict((oc) => {
+      const c = oc.columns(['webhook_id', 'event_id']);
+      return mode === 'new' ? c.doNothing() : c.doUpdateSet({ status: 'pending', attempts: 0, next_attempt_at: now, created_at: now, delivered_at: null });
+    })
+    .execute();
+  return watched.length;
+}
 
 const toView = (w: WebhookRow): WebhookView => ({
   id: w.id, url: w.url, description: w.description, event_types: w.event_types ?? null, inbox_ids: w.inbox_ids ?? null,
@@ -99,8 +122,7 @@ export class Webhooks {
 
   async #row(p: Principal, id: string): Promise<WebhookRow> {
     const row = await this.#db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
-    // A limited token sees the endpoints that watch only inboxes it can see.
-    if (!row || (p.inboxIds !== null && !(row.inbox_ids ?? []).length) || (p.inboxIds !== null && !(row.inbox_ids ?? []).every((i) => p.inboxIds!.has(i)))) throw notFound('webhook');
+    if (!row || !visibleTo(p, row)) throw notFound('webhook');
     return row;
   }
 
@@ -115,7 +137,7 @@ export class Webhooks {
       event_types: event_types ? JSON.stringify(event_types) : null, inbox_ids: inbox_ids ? JSON.stringify(inbox_ids) : null,
       secret: newSecret(), previous_secret: null, previous_secret_expires_at: null,
       enabled: input.enabled ?? true, disabled_reason: null,
-      cursor: head ? `${head.tx}-${head.seq}` : '0-0',
+      cursor: head ?? '0-0',
       created_at: now, updated_at: now,
     } as never).returningAll().executeTakeFirstOrThrow();
     return { ...toView(row), secret: row.secret };
@@ -123,8 +145,7 @@ export class Webhooks {
 
   async list(p: Principal): Promise<Page<WebhookView>> {
     const rows = await this.#db.selectFrom('webhooks').selectAll().orderBy('id', 'desc').limit(1000).execute();
-    const visible = rows.filter((w) => p.inboxIds === null || ((w.inbox_ids ?? []).length > 0 && (w.inbox_ids ?? []).every((i) => p.inboxIds!.has(i))));
-    return { data: visible.map(toView), next_cursor: null };
+    return { data: rows.filter((w) => visibleTo(p, w)).map(toView), next_cursor: null };
   }
 
   async get(p: Principal, id: string): Promise<WebhookView> {
@@ -175,26 +196,14 @@ export class Webhooks {
     return toPage(await query.orderBy('id', 'desc').limit(limit + 1).execute(), limit, toDeliveryView);
   }
 
-  /**
-   * Queues again every event after `after` that this endpoint watches: failed and succeeded
-   * deliveries are reset (same delivery id, so the receiver's webhook-id dedup still holds) and
-   * missing ones created. Pages through the feed, so any number of events is fine.
-   */
+  /** Queues again every event after `after` that this endpoint watches, paging through the feed. */
   async replay(p: Principal, id: string, after: string | null): Promise<{ queued: number }> {
     const w = await this.#row(p, id);
     let cursor = after;
     let queued = 0;
     for (;;) {
       const page = await this.#feed.read(null, { after: cursor, types: w.event_types, limit: 500 });
-      const events = page.data.filter((e) => !w.inbox_ids || (e.inbox_id !== null && w.inbox_ids.includes(e.inbox_id)));
-      if (events.length) {
-        const now = new Date();
-        await this.#db.insertInto('webhook_deliveries')
-          .values(events.map((e) => ({ id: newId('whd'), webhook_id: id, event_id: e.id, event_cursor: e.cursor, status: 'pending' as const, attempts: 0, next_attempt_at: now, last_attempt_at: null, last_status: null, last_error: null, created_at: now, delivered_at: null })))
-          .onConflict((oc) => oc.columns(['webhook_id', 'event_id']).doUpdateSet({ status: 'pending', attempts: 0, next_attempt_at: now, created_at: now, delivered_at: null }))
-          .execute();
-        queued += events.length;
-      }
+      queued += await queueDeliveries(this.#db, w, page.data, 'replay');
       if (page.data.length < 500) break;
       cursor = page.next_cursor;
     }

@@ -138,6 +138,15 @@ export function splitTrace(raw: Buffer): { trace: string; body: Buffer } {
   return { trace: m[0], body: raw.subarray(Buffer.byteLength(m[0], 'latin1')) };
 }
 
+/** One message over a fresh SMTP session to Mailroom: the DATA reply code, or the RCPT one if refused. */
+export async function deliverOne(port: number, mailFrom: string, rcpt: string, data: Buffer): Promise<number | undefined> {
+  const c = await SmtpClient.connect(port);
+  await c.cmd('EHLO client.example');
+  const r = await c.send(mailFrom, [rcpt], data);
+  await c.quit();
+  return r.data?.code ?? r.rcpts[0]?.code;
+}
+
 export function message(opts: { from?: string; to?: string; subject?: string; body?: string; headers?: string[]; messageId?: string } = {}): Buffer {
   const lines = [
     `From: ${opts.from ?? 'Sender <sender@example.com>'}`,

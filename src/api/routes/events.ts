@@ -54,10 +54,9 @@ export function eventRoutes(app: OpenAPIHono<Env>, feed: EventFeed, tail: EventT
     // Resume point: the browser's Last-Event-ID on reconnect wins over ?after=; with neither, the
     // stream starts at the current head (only new events), as a live feed should.
     const resume = c.req.header('last-event-id') || c.req.query('after') || null;
-    const head = resume ? null : await feed.head();
-    const query: FeedQuery = { after: resume ?? (head ? `${head.tx}-${head.seq}` : null), types, inbox_id: inboxId, limit: STREAM_PAGE };
-    // Validate the cursor before the 200 goes out: afterwards an error can only end the stream.
-    await feed.read(p, { ...query, limit: 1 });
+    // Checked before the 200 goes out: afterwards an error could only end the stream.
+    if (resume) await feed.position(resume);
+    const query: FeedQuery = { after: resume ?? (await feed.head()), types, inbox_id: inboxId, limit: STREAM_PAGE };
 
     return streamSSE(c, async (stream) => {
       let closed = false;

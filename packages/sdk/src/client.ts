@@ -1,0 +1,59 @@
+import { Core, type ClientOptions, type CoreRequest, type QueryValue, type RequestOptions } from './core.ts';
+import { Domains, Limits, Suppressions, Tokens } from './admin.ts';
+import { Events } from './events.ts';
+import { Inboxes } from './inboxes.ts';
+import { Messages } from './messages.ts';
+import { Threads } from './threads.ts';
+import { Webhooks } from './webhooks.ts';
+
+/**
+ * The Mailroom client.
+ *
+ *   const mr = new Mailroom({ baseUrl: 'http://127.0.0.1:8080', token: process.env.MAILROOM_TOKEN! });
+ *   const inbox = await mr.inboxes.create({ username: 'research-agent' });
+ *   for await (const m of mr.messages.list(inbox.id)) console.log(m.subject);
+ */
+export class Mailroom {
+  readonly inboxes: Inboxes;
+  readonly messages: Messages;
+  readonly threads: Threads;
+  readonly events: Events;
+  readonly webhooks: Webhooks;
+  readonly domains: Domains;
+  readonly suppressions: Suppressions;
+  readonly limits: Limits;
+  readonly tokens: Tokens;
+  readonly #core: Core;
+
+  constructor(options: ClientOptions) {
+    const core = new Core(options);
+    this.#core = core;
+    this.inboxes = new Inboxes(core);
+    this.messages = new Messages(core);
+    this.threads = new Threads(core);
+    this.events = new Events(core);
+    this.webhooks = new Webhooks(core);
+    this.domains = new Domains(core);
+    this.suppressions = new Suppressions(core);
+    this.limits = new Limits(core);
+    this.tokens = new Tokens(core);
+  }
+
+  get baseUrl(): string {
+    return this.#core.baseUrl;
+  }
+
+  /**
+   * Any route, with the client's authentication, retries and errors: for what the SDK does not
+   * wrap yet. POSTs are retried only when the connection could not be opened, unless `idempotent`.
+   */
+  async request<T = unknown>(
+    method: CoreRequest['method'],
+    path: string,
+    init: { query?: Record<string, QueryValue>; body?: unknown; idempotent?: boolean } & RequestOptions = {},
+  ): Promise<T> {
+    const { query, body, idempotent, ...options } = init;
+    const retry = idempotent === undefined ? undefined : idempotent ? 'idempotent' : 'unsafe';
+    return (await this.#core.request<T>({ method, path, query, body, retry, options })).data;
+  }
+}

@@ -1,0 +1,13 @@
+export { Mailroom } from './client.ts';
+export type { ClientOptions, FetchLike, RequestOptions } from './core.ts';
+export { MailroomApiError, MailroomConnectionError, MailroomError, MailroomTimeoutError, WebhookVerificationError } from './errors.ts';
+export { Page, PagePromise } from './pagination.ts';
+export { verifyWebhook, type VerifyWebhookOptions, type WebhookHeaders } from './verify.ts';
+export type { DownloadedAttachment, ReplyOptions, SendOptions } from './messages.ts';
+export type { Inboxes } from './inboxes.ts';
+export type { Messages } from './messages.ts';
+export type { Threads } from './threads.ts';
+export type { Events } from './events.ts';
+export type { Webhooks } from './webhooks.ts';
+export type { Domains, Limits, Suppressions, Tokens } from './admin.ts';
+export type * from './types.ts';

@@ -1,0 +1,447 @@
+/**
+ * The shapes of Mailroom's REST API (snake_case, as on the wire). Kept by hand in step with
+ * src/api/schemas.ts of the server; the OpenAPI document at /openapi.json is the reference.
+ */
+
+export type Metadata = Record<string, unknown>;
+
+export interface InjectionPolicy {
+  action: 'allow' | 'flag' | 'quarantine' | 'needs_human';
+  threshold: number;
+}
+
+export interface Inbox {
+  id: string;
+  address: string;
+  username: string;
+  domain: string;
+  display_name: string | null;
+  metadata: Metadata;
+  client_id: string | null;
+  marketing: boolean;
+  injection_policy: InjectionPolicy;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CreateInboxParams {
+  /** Local part; a readable unique one is picked when omitted. */
+  username?: string;
+  /** One of the server's MAILROOM_DOMAIN; the first by default. */
+  domain?: string;
+  display_name?: string | null;
+  metadata?: Metadata;
+  /** Idempotency: the same client_id returns the same inbox (200 instead of 201). */
+  client_id?: string;
+  marketing?: boolean;
+  injection_policy?: Partial<InjectionPolicy> & Pick<InjectionPolicy, 'action'>;
+}
+
+export interface UpdateInboxParams {
+  display_name?: string | null;
+  metadata?: Metadata;
+  marketing?: boolean;
+  injection_policy?: Partial<InjectionPolicy> & Pick<InjectionPolicy, 'action'>;
+}
+
+export interface PageParams {
+  /** Page size, 1-200 (default 50). */
+  limit?: number;
+  /** next_cursor of the previous page. */
+  cursor?: string;
+}
+
+export interface EmailAddress {
+  address: string;
+  name: string;
+}
+
+export interface Attachment {
+  id: string;
+  filename: string | null;
+  content_type: string;
+  size: number;
+  sha256: string;
+  content_id: string | null;
+  disposition: string | null;
+}
+
+export type Direction = 'inbound' | 'outbound';
+export type Disposition = 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released';
+export type MessageKind = 'human' | 'auto_reply' | 'out_of_office' | 'bounce' | 'complaint' | 'list' | 'transactional';
+
+export interface MessageSummary {
+  id: string;
+  inbox_id: string;
+  thread_id: string;
+  direction: Direction;
+  from: EmailAddress | null;
+  to: EmailAddress[];
+  cc: EmailAddress[];
+  reply_to: EmailAddress[];
+  subject: string | null;
+  date: string | null;
+  message_id: string | null;
+  in_reply_to: string | null;
+  references: string[];
+  preview: string;
+  attachments: Attachment[];
+  size: number;
+  received_at: string;
+  parse_warnings: string[];
+  kind: MessageKind | null;
+  return_date: string | null;
+  disposition: Disposition | null;
+}
+
+export type AuthResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror' | 'policy';
+
+export interface AuthVerdict {
+  authserv_id: string;
+  spf: { result: AuthResult; domain: string | null };
+  dkim: { result: AuthResult; domain: string | null; selector: string | null; aligned: boolean }[];
+  dmarc: { result: AuthResult; domain: string | null; policy: string | null; alignment: { spf: boolean; dkim: boolean } };
+  arc: { result: AuthResult };
+  signals: { kind: string; evidence: string }[];
+}
+
+export interface Injection {
+  score: number;
+  level: 'low' | 'medium' | 'high' | 'unknown';
+  signals: { kind: string; evidence: string; location: 'subject' | 'text' | 'hidden_html' | 'attachment' | 'headers'; weight: number }[];
+}
+
+export interface Message extends MessageSummary {
+  text: string | null;
+  html: string | null;
+  headers: { name: string; value: string }[];
+  security: { auth?: AuthVerdict; injection?: Injection } | null;
+  kind_evidence: string[] | null;
+  extracted_text: string | null;
+}
+
+export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'bounced' | 'failed' | 'suppressed';
+
+export interface Delivery {
+  status: DeliveryStatus | 'partial';
+  recipients: {
+    address: string;
+    kind: 'to' | 'cc' | 'bcc';
+    status: DeliveryStatus;
+    attempts: number;
+    response: string | null;
+    bounce_type: string | null;
+    bounce_reason: string | null;
+    transport: string | null;
+    updated_at: string;
+    sent_at: string | null;
+  }[];
+  trace_id: string;
+  idempotency_key: string | null;
+  labels: string[];
+  metadata: Metadata;
+  scheduled_at: string | null;
+  expires_at: string;
+}
+
+/** A message as GET /v1/messages/{id} and the send routes return it: `delivery` is set for mail Mailroom sent. */
+export interface OutboundMessage extends Message {
+  delivery: Delivery | null;
+}
+
+export interface AgentView {
+  message_id: string;
+  view: 'agent';
+  text: string;
+}
+
+export interface MessageListParams extends PageParams {
+  thread_id?: string;
+  /** Only messages received at or after this time. */
+  since?: string | Date;
+  direction?: Direction;
+  /** Without it, held (quarantined, needs_human) messages are left out. */
+  disposition?: Disposition;
+  /** An address, or every address at a domain written "@example.com". */
+  from?: string;
+  /** Search: subject, sender and text contain every word (case-insensitive). */
+  q?: string;
+}
+
+export interface SendAttachment {
+  filename: string;
+  content_type?: string;
+  /** The file: bytes, or a base64 string as the REST API takes it. */
+  content: Uint8Array | ArrayBuffer | string;
+}
+
+export interface SendParams {
+  /** One address or a list ("Name <a@b.c>" or "a@b.c"). Reply routes default it. */
+  to?: string | string[];
+  cc?: string | string[];
+  /** In the envelope only; never written into the message. */
+  bcc?: string | string[];
+  subject?: string;
+  text?: string;
+  html?: string;
+  attachments?: SendAttachment[];
+  /** Custom X- headers only. */
+  headers?: Record<string, string>;
+  labels?: string[];
+  metadata?: Metadata;
+  /** Without an idempotency key: dedupe on inbox + recipients + campaign + intent. */
+  dedupe?: { campaign: string; intent: string };
+  /** Carried on every event of this message. */
+  trace_id?: string;
+  /** List-Unsubscribe with one-click; the default is the inbox setting. Takes exactly one recipient. */
+  marketing?: boolean;
+}
+
+export interface Thread {
+  id: string;
+  inbox_id: string;
+  subject: string | null;
+  message_count: number;
+  first_message_at: string;
+  last_message_at: string;
+}
+
+export interface ThreadWithMessages extends Thread {
+  /** Oldest first. */
+  messages: Message[];
+}
+
+export type Scope = 'inboxes:read' | 'inboxes:write' | 'messages:read' | 'messages:send' | 'webhooks:write' | 'admin' | (string & {});
+
+export interface Token {
+  id: string;
+  name: string | null;
+  prefix: string;
+  scopes: Scope[];
+  inbox_ids: string[] | null;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface CreatedToken extends Token {
+  /** The secret. Returned only once. */
+  token: string;
+}
+
+export interface CreateTokenParams {
+  scopes: Scope[];
+  /** Restrict the token to these inboxes. */
+  inbox_ids?: string[];
+  name?: string;
+}
+
+export interface DnsRecord {
+  type: 'MX' | 'TXT';
+  name: string;
+  value: string;
+  priority?: number;
+  purpose: 'inbound' | 'spf' | 'dkim' | 'dmarc';
+}
+
+export interface Domain {
+  id: string;
+  name: string;
+  dkim_selector: string;
+  records: DnsRecord[];
+  verification: Record<string, unknown>;
+  verified: boolean;
+  verified_at: string | null;
+  paused_at: string | null;
+  pause_reason: string | null;
+  created_at: string;
+}
+
+export type SuppressionScope = 'global' | 'domain' | 'inbox';
+export type SuppressionReason = 'hard_bounce' | 'complaint' | 'unsubscribe' | 'manual';
+
+export interface Suppression {
+  id: string;
+  address: string;
+  scope: SuppressionScope;
+  scope_value: string | null;
+  reason: SuppressionReason;
+  detail: string | null;
+  source_event_id: string | null;
+  created_at: string;
+}
+
+export interface CreateSuppressionParams {
+  address: string;
+  scope?: SuppressionScope;
+  /** The sending domain (scope domain) or inbox id (scope inbox). */
+  scope_value?: string;
+  reason?: SuppressionReason;
+  detail?: string;
+}
+
+export interface SuppressionListParams extends PageParams {
+  address?: string;
+}
+
+export type LimitScope = 'global' | 'inbox' | 'domain' | 'recipient_domain';
+
+export interface Limit {
+  id: string;
+  scope: LimitScope;
+  match: string;
+  max: number;
+  window_seconds: number;
+  warmup: number[] | null;
+  created_at: string;
+  usage: { key: string; used: number; limit: number; remaining: number; resets_at: string | null }[];
+}
+
+export interface CreateLimitParams {
+  scope: LimitScope;
+  /** An inbox id or a domain; '*' (default) for each one separately. */
+  match?: string;
+  max: number;
+  window?: 'minute' | 'hour' | 'day';
+  window_seconds?: number;
+  warmup?: number[];
+}
+
+export type EventType =
+  | 'inbox.created' | 'inbox.deleted'
+  | 'message.received' | 'message.quarantined' | 'message.released'
+  | 'message.queued' | 'message.sent' | 'message.deferred' | 'message.bounced' | 'message.failed'
+  | 'message.suppressed' | 'message.complained' | 'message.unsubscribed'
+  | 'domain.created' | 'domain.verified' | 'domain.throttled' | 'domain.resumed'
+  | 'webhook.disabled' | 'webhook.replayed'
+  | (string & {});
+
+export interface Event {
+  id: string;
+  /** Opaque position: pass as `after` (or let `events.stream` resume from it). */
+  cursor: string;
+  type: EventType;
+  created_at: string;
+  inbox_id: string | null;
+  message_id: string | null;
+  thread_id: string | null;
+  trace_id: string | null;
+  data: Record<string, unknown>;
+}
+
+export interface EventListParams {
+  /** A cursor or an event id: only events after it. Absent: from the oldest retained event. */
+  after?: string;
+  types?: string | string[];
+  inbox_id?: string;
+  /** Page size, 1-500 (default 100). */
+  limit?: number;
+}
+
+/** One page of the event log. `next_cursor` is where to resume, also when the page is empty. */
+export interface EventPage {
+  data: Event[];
+  next_cursor: string | null;
+}
+
+export interface EventStreamParams {
+  /** Start after this cursor or event id. Absent: only events that happen from now on. */
+  after?: string;
+  types?: string | string[];
+  inbox_id?: string;
+  /** Ends the iteration (without an error) when aborted. */
+  signal?: AbortSignal;
+}
+
+export interface WaitForReplyParams {
+  /** Only a message in this thread. */
+  thread_id?: string;
+  /** Only a message from this address, or from a domain written "@example.com". */
+  from?: string;
+  /**
+   * Return at once a matching message that arrived at or after this time. Default: the moment of
+   * the call, as the server's clock has it.
+   */
+  since?: string | Date;
+  /** Overall time to wait (default 60 000 ms); `null` comes back when it passes. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface Webhook {
+  id: string;
+  url: string;
+  description: string | null;
+  event_types: string[] | null;
+  inbox_ids: string[] | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CreatedWebhook extends Webhook {
+  /** "whsec_…": the signing secret, returned only on creation and rotation. */
+  secret: string;
+}
+
+export interface CreateWebhookParams {
+  url: string;
+  description?: string;
+  /** null or absent: every event type. */
+  event_types?: string[] | null;
+  /** null or absent: events of every inbox (and events of no inbox). */
+  inbox_ids?: string[] | null;
+}
+
+export interface UpdateWebhookParams {
+  url?: string;
+  description?: string | null;
+  event_types?: string[] | null;
+  inbox_ids?: string[] | null;
+  enabled?: boolean;
+}
+
+export interface RotatedSecret {
+  secret: string;
+  /** Until then the previous secret keeps signing beside the new one (24 h). */
+  previous_secret_expires_at: string;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'succeeded' | 'failed';
+
+/** One event's delivery to an endpoint, over all its attempts. */
+export interface WebhookDelivery {
+  /** The webhook-id header: the same on every retry and replay of this event. */
+  id: string;
+  event_id: string;
+  status: WebhookDeliveryStatus;
+  attempts: number;
+  /** HTTP status of the last attempt (null: no answer). */
+  last_status: number | null;
+  last_error: string | null;
+  next_attempt_at: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export interface WebhookDeliveryListParams extends PageParams {
+  status?: WebhookDeliveryStatus;
+}
+
+/** The JSON body of a webhook delivery. */
+export interface WebhookPayload {
+  type: EventType;
+  timestamp: string;
+  data: Event;
+}
+
+/** The problem document (RFC 9457) of every error response. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  errors?: unknown;
+}

@@ -145,7 +145,7 @@ for (const engine of ENGINES) {
     });
 
     test('A9 scope matrix: every route refuses a token without its scope (403) and admits one with it', async () => {
-      const doc = await (await fetch(`${m.api.base}/openapi.json`)).json();
+      const doc = await (await fetch(`${m.api.base}/v1/openapi.json`)).json();
       const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map((op) => `${op.toUpperCase()} ${p}`));
       assert.deepEqual(documented.sort(), Object.keys(ROUTE_SCOPES).sort(), 'ROUTE_SCOPES must list exactly the documented routes');
       const fill = (p: string) => p

@@ -13,7 +13,7 @@ for (const engine of ENGINES) {
       const h = await fetch(`${m.api.base}/healthz`);
       assert.equal(h.status, 200);
       assert.deepEqual(await h.json(), { status: 'ok', engine });
-      const doc = await (await fetch(`${m.api.base}/openapi.json`)).json();
+      const doc = await (await fetch(`${m.api.base}/v1/openapi.json`)).json();
       assert.equal(doc.openapi, '3.1.0');
       assert.ok(doc.paths['/v1/inboxes'].post);
       assert.ok(doc.components.schemas.Message);

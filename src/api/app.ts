@@ -82,6 +82,21 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
     return c.json({ status: h.ok ? 'ok' : 'unavailable', engine: h.engine }, h.ok ? 200 : 503);
   });
 
+  // The API description, public (no token): generated from the same zod schemas that validate
+  // requests, so it cannot drift from what the server accepts. /openapi.json is the older address.
+  const openapi = (c: { req: { url: string } }) => ({
+    openapi: '3.1.0',
+    info: {
+      title: 'Mailroom API', version: '0.1.0',
+      description: 'Email for AI agents: inboxes, messages, threads, sending, domains, suppressions, limits, tokens, events and webhooks.',
+      license: { name: 'MIT', identifier: 'MIT' },
+    },
+    servers: [{ url: new URL(c.req.url).origin, description: 'this server' }],
+    security: [{ bearer: [] }],
+  });
+  app.doc31('/v1/openapi.json', openapi);
+  app.doc31('/openapi.json', openapi);
+
   // Outside /v1: a recipient following a List-Unsubscribe link has no token, and needs none.
   unsubscribeRoutes(app, deps.unsubscribe);
 
@@ -104,11 +119,6 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   waitRoutes(app, { inboxes: deps.inboxes, messages: deps.messages, tail: deps.tail, maxSeconds: deps.waitMaxSeconds });
 
   mcpRoutes(app);
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: { title: 'Mailroom API', version: '0.1.0', description: 'Email for AI agents: inboxes, messages, threads, sending, domains, suppressions, tokens.' },
-    security: [{ bearer: [] }],
-  });
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'A Mailroom token (mr_…): the admin token or a scoped one from POST /v1/tokens.' });
   return app;
 }

@@ -9,7 +9,7 @@ export async function serveCommand(): Promise<number> {
   const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${mailroom.httpPort}`;
   const lines = [
     `Mailroom is running (${mailroom.store.engine === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'})`,
-    `  HTTP API   ${base}   (OpenAPI: ${base}/openapi.json)`,
+    `  HTTP API   ${base}   (OpenAPI: ${base}/v1/openapi.json)`,
     `  SMTP       ${config.smtpHost}:${mailroom.smtpPort}   domains: ${config.domains.join(', ')}`,
   ];
   if (mailroom.createdAdminToken) {

@@ -21,7 +21,7 @@ const typesOf = (types: string | undefined) => types?.split(',').map((t) => t.tr
 export function eventRoutes(app: OpenAPIHono<Env>, feed: EventFeed, tail: EventTail): void {
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/events', tags: ['events'], summary: 'Page through the event log in order (replayable from any cursor)',
+      method: 'get', path: '/v1/events', operationId: 'listEvents', tags: ['events'], summary: 'Page through the event log in order (replayable from any cursor)',
       request: { query: EventQuery },
       responses: { 200: json(page(EventSchema), 'Events after the cursor, oldest first; next_cursor resumes after the last one'), ...errorResponses },
     }),
@@ -35,7 +35,7 @@ export function eventRoutes(app: OpenAPIHono<Env>, feed: EventFeed, tail: EventT
 
   // Served by a plain handler (the body is a stream, not a JSON schema) and documented by hand.
   app.openAPIRegistry.registerPath({
-    method: 'get', path: '/v1/events/stream', tags: ['events'],
+    method: 'get', path: '/v1/events/stream', operationId: 'streamEvents', tags: ['events'],
     summary: 'Server-Sent Events: the event log live, resumable with Last-Event-ID',
     description: 'Each event is one SSE frame: `id` is its cursor, `event` its type, `data` the event as JSON. ' +
       'Without Last-Event-ID or `after`, the stream starts with new events only. A `ready` frame opens the stream; ' +

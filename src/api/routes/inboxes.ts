@@ -9,7 +9,7 @@ const InboxParams = z.object({ inbox_id: z.string().max(64) });
 export function inboxRoutes(app: OpenAPIHono<Env>, inboxes: Inboxes): void {
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/inboxes', tags: ['inboxes'], summary: 'Create an inbox',
+      method: 'post', path: '/v1/inboxes', operationId: 'createInbox', tags: ['inboxes'], summary: 'Create an inbox',
       request: { body: { content: { 'application/json': { schema: CreateInbox } }, required: false } },
       responses: { 201: json(Inbox, 'Created'), 200: json(Inbox, 'An inbox with this client_id already existed'), ...errorResponses },
     }),
@@ -25,7 +25,7 @@ export function inboxRoutes(app: OpenAPIHono<Env>, inboxes: Inboxes): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/inboxes', tags: ['inboxes'], summary: 'List inboxes',
+      method: 'get', path: '/v1/inboxes', operationId: 'listInboxes', tags: ['inboxes'], summary: 'List inboxes',
       request: { query: PageQuery },
       responses: { 200: json(page(Inbox), 'A page of inboxes, newest first'), ...errorResponses },
     }),
@@ -34,7 +34,7 @@ export function inboxRoutes(app: OpenAPIHono<Env>, inboxes: Inboxes): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/inboxes/{inbox_id}', tags: ['inboxes'], summary: 'Get an inbox',
+      method: 'get', path: '/v1/inboxes/{inbox_id}', operationId: 'getInbox', tags: ['inboxes'], summary: 'Get an inbox',
       request: { params: InboxParams },
       responses: { 200: json(Inbox, 'The inbox'), ...errorResponses },
     }),
@@ -43,7 +43,7 @@ export function inboxRoutes(app: OpenAPIHono<Env>, inboxes: Inboxes): void {
 
   app.openapi(
     createRoute({
-      method: 'patch', path: '/v1/inboxes/{inbox_id}', tags: ['inboxes'], summary: 'Update an inbox',
+      method: 'patch', path: '/v1/inboxes/{inbox_id}', operationId: 'updateInbox', tags: ['inboxes'], summary: 'Update an inbox',
       request: { params: InboxParams, body: { content: { 'application/json': { schema: UpdateInbox } }, required: true } },
       responses: { 200: json(Inbox, 'The updated inbox'), ...errorResponses },
     }),
@@ -52,7 +52,7 @@ export function inboxRoutes(app: OpenAPIHono<Env>, inboxes: Inboxes): void {
 
   app.openapi(
     createRoute({
-      method: 'delete', path: '/v1/inboxes/{inbox_id}', tags: ['inboxes'], summary: 'Delete an inbox; mail to its address is refused from then on',
+      method: 'delete', path: '/v1/inboxes/{inbox_id}', operationId: 'deleteInbox', tags: ['inboxes'], summary: 'Delete an inbox; mail to its address is refused from then on',
       request: { params: InboxParams },
       responses: { 204: { description: 'Deleted' }, ...errorResponses },
     }),

@@ -18,7 +18,7 @@ function contentDisposition(filename: string | null): string {
 export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox: Outbox): void {
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/inboxes/{inbox_id}/messages', tags: ['messages'], summary: 'List messages of an inbox, newest first',
+      method: 'get', path: '/v1/inboxes/{inbox_id}/messages', operationId: 'listMessages', tags: ['messages'], summary: 'List messages of an inbox, newest first',
       request: { params: InboxParams, query: MessageQuery },
       responses: { 200: json(page(MessageSummary), 'A page of messages'), ...errorResponses },
     }),
@@ -33,7 +33,7 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/messages/{message_id}', tags: ['messages'], summary: 'Get a message as structured data, or (view=agent) as safe text for an LLM',
+      method: 'get', path: '/v1/messages/{message_id}', operationId: 'getMessage', tags: ['messages'], summary: 'Get a message as structured data, or (view=agent) as safe text for an LLM',
       request: {
         params: MessageParams,
         query: z.object({ view: z.enum(['full', 'agent']).optional().openapi({ description: 'agent: { message_id, view, text }: a compact rendering with the untrusted content fenced, links and hidden text neutralised.' }) }),
@@ -49,7 +49,7 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
 
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/messages/{message_id}/release', tags: ['messages'], summary: 'Release a quarantined (or needs_human) message into its inbox',
+      method: 'post', path: '/v1/messages/{message_id}/release', operationId: 'releaseMessage', tags: ['messages'], summary: 'Release a quarantined (or needs_human) message into its inbox',
       request: { params: MessageParams },
       responses: { 200: json(OutboundMessage, 'The released message'), 409: { description: 'The message is not held', content: { 'application/problem+json': { schema: Problem } } }, ...errorResponses },
     }),
@@ -58,7 +58,7 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/messages/{message_id}/raw', tags: ['messages'], summary: 'Download the raw message (message/rfc822)',
+      method: 'get', path: '/v1/messages/{message_id}/raw', operationId: 'getRawMessage', tags: ['messages'], summary: 'Download the raw message (message/rfc822)',
       request: { params: MessageParams },
       responses: { 200: { description: 'The raw message as stored', content: { 'message/rfc822': { schema: z.string() } } }, ...errorResponses },
     }),
@@ -71,7 +71,7 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/messages/{message_id}/attachments/{attachment_id}', tags: ['messages'], summary: 'Download an attachment',
+      method: 'get', path: '/v1/messages/{message_id}/attachments/{attachment_id}', operationId: 'getAttachment', tags: ['messages'], summary: 'Download an attachment',
       request: { params: MessageParams.extend({ attachment_id: z.string().max(64) }) },
       responses: { 200: { description: 'The attachment bytes', content: { 'application/octet-stream': { schema: z.string() } } }, ...errorResponses },
     }),
@@ -90,7 +90,7 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/inboxes/{inbox_id}/threads', tags: ['threads'], summary: 'List threads of an inbox, newest first',
+      method: 'get', path: '/v1/inboxes/{inbox_id}/threads', operationId: 'listThreads', tags: ['threads'], summary: 'List threads of an inbox, newest first',
       request: { params: InboxParams, query: PageQuery },
       responses: { 200: json(page(Thread), 'A page of threads'), ...errorResponses },
     }),
@@ -99,7 +99,7 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/threads/{thread_id}', tags: ['threads'], summary: 'Get a thread with its messages, oldest first',
+      method: 'get', path: '/v1/threads/{thread_id}', operationId: 'getThread', tags: ['threads'], summary: 'Get a thread with its messages, oldest first',
       request: { params: z.object({ thread_id: z.string().max(64) }) },
       responses: { 200: json(ThreadWithMessages, 'The thread'), ...errorResponses },
     }),

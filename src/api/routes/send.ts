@@ -14,7 +14,7 @@ const accepted = json(OutboundMessage, 'Stored and queued (or, for a repeated id
 export function sendRoutes(app: OpenAPIHono<Env>, outbox: Outbox): void {
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/inboxes/{inbox_id}/messages', tags: ['sending'], summary: 'Send a message from an inbox',
+      method: 'post', path: '/v1/inboxes/{inbox_id}/messages', operationId: 'sendMessage', tags: ['sending'], summary: 'Send a message from an inbox',
       request: { params: InboxParams, headers: IdempotencyHeader, body: { content: { 'application/json': { schema: SendMessage } }, required: true } },
       responses: { 202: accepted, ...sendErrorResponses },
     }),
@@ -28,7 +28,7 @@ export function sendRoutes(app: OpenAPIHono<Env>, outbox: Outbox): void {
   for (const [path, all] of [['reply', false], ['reply_all', true]] as const) {
     app.openapi(
       createRoute({
-        method: 'post', path: `/v1/messages/{message_id}/${path}`, tags: ['sending'],
+        method: 'post', path: `/v1/messages/{message_id}/${path}`, operationId: all ? 'replyAllToMessage' : 'replyToMessage', tags: ['sending'],
         summary: all ? 'Reply to the sender and every other recipient of a message, in its thread' : 'Reply to the sender of a message, in its thread',
         request: { params: MessageParams, headers: IdempotencyHeader, body: { content: { 'application/json': { schema: SendMessage } }, required: true } },
         responses: { 202: accepted, ...sendErrorResponses },

@@ -11,7 +11,7 @@ import { CreateSuppression, errorResponses, json, page, PageQuery, Suppression }
 export function suppressionRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>): void {
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/suppressions', tags: ['suppressions'], summary: 'List suppressed addresses, newest first',
+      method: 'get', path: '/v1/suppressions', operationId: 'listSuppressions', tags: ['suppressions'], summary: 'List suppressed addresses, newest first',
       request: { query: PageQuery.extend({ address: z.string().max(254).optional() }) },
       responses: { 200: json(page(Suppression), 'A page of suppressions'), ...errorResponses },
     }),
@@ -22,7 +22,7 @@ export function suppressionRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>): 
   );
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/suppressions', tags: ['suppressions'], summary: 'Suppress an address; queued mail to it is cancelled',
+      method: 'post', path: '/v1/suppressions', operationId: 'createSuppression', tags: ['suppressions'], summary: 'Suppress an address; queued mail to it is cancelled',
       request: { body: { content: { 'application/json': { schema: CreateSuppression } }, required: true } },
       responses: { 201: json(Suppression, 'Suppressed'), ...errorResponses },
     }),
@@ -37,7 +37,7 @@ export function suppressionRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>): 
   );
   app.openapi(
     createRoute({
-      method: 'delete', path: '/v1/suppressions/{suppression_id}', tags: ['suppressions'], summary: 'Remove a suppression',
+      method: 'delete', path: '/v1/suppressions/{suppression_id}', operationId: 'deleteSuppression', tags: ['suppressions'], summary: 'Remove a suppression',
       request: { params: z.object({ suppression_id: z.string().max(64) }) },
       responses: { 204: { description: 'Removed' }, ...errorResponses },
     }),

@@ -8,7 +8,7 @@ import { CreatedToken, CreateToken, errorResponses, json, Token } from '../schem
 export function tokenRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>): void {
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/tokens', tags: ['tokens'], summary: 'Create a scoped token (admin)',
+      method: 'post', path: '/v1/tokens', operationId: 'createToken', tags: ['tokens'], summary: 'Create a scoped token (admin)',
       request: { body: { content: { 'application/json': { schema: CreateToken } }, required: true } },
       responses: { 201: json(CreatedToken, 'Created; the secret is in `token` and is never shown again'), ...errorResponses },
     }),
@@ -21,7 +21,7 @@ export function tokenRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/tokens', tags: ['tokens'], summary: 'List tokens (admin); secrets are never returned',
+      method: 'get', path: '/v1/tokens', operationId: 'listTokens', tags: ['tokens'], summary: 'List tokens (admin); secrets are never returned',
       responses: { 200: json(z.object({ data: z.array(Token), next_cursor: z.string().nullable() }), 'All tokens'), ...errorResponses },
     }),
     async (c) => {
@@ -32,7 +32,7 @@ export function tokenRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>): void {
 
   app.openapi(
     createRoute({
-      method: 'delete', path: '/v1/tokens/{token_id}', tags: ['tokens'], summary: 'Revoke a token (admin)',
+      method: 'delete', path: '/v1/tokens/{token_id}', operationId: 'revokeToken', tags: ['tokens'], summary: 'Revoke a token (admin)',
       request: { params: z.object({ token_id: z.string().max(64) }) },
       responses: { 200: json(Token, 'The revoked token'), ...errorResponses },
     }),

@@ -18,7 +18,7 @@ const DEFAULT_WAIT_SECONDS = 30;
 export function waitRoutes(app: OpenAPIHono<Env>, deps: { inboxes: Inboxes; messages: Messages; tail: EventTail; maxSeconds: number }): void {
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/inboxes/{inbox_id}/messages/wait', tags: ['messages'],
+      method: 'get', path: '/v1/inboxes/{inbox_id}/messages/wait', operationId: 'waitForMessage', tags: ['messages'],
       summary: 'Wait for a message to arrive (long-poll), e.g. the reply in a thread',
       request: { params: InboxParams, query: WaitQuery },
       responses: { 200: json(z.object({ message: Message.nullable() }), 'The message, or null when the timeout passed first'), ...errorResponses },

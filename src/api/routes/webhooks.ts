@@ -45,30 +45,30 @@ const Params = z.object({ webhook_id: z.string().max(64) });
 export function webhookRoutes(app: OpenAPIHono<Env>, webhooks: Webhooks): void {
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/webhooks', tags: ['webhooks'], summary: 'Register a webhook endpoint; events from now on are delivered to it, signed',
+      method: 'post', path: '/v1/webhooks', operationId: 'createWebhook', tags: ['webhooks'], summary: 'Register a webhook endpoint; events from now on are delivered to it, signed',
       request: { body: { content: { 'application/json': { schema: CreateWebhook } }, required: true } },
       responses: { 201: json(CreatedWebhook, 'The endpoint, with its secret'), ...errorResponses },
     }),
     async (c) => c.json(await webhooks.create(principalWith(c, 'webhooks:write'), c.req.valid('json')), 201),
   );
   app.openapi(
-    createRoute({ method: 'get', path: '/v1/webhooks', tags: ['webhooks'], summary: 'List webhook endpoints', responses: { 200: json(page(Webhook), 'The endpoints'), ...errorResponses } }),
+    createRoute({ method: 'get', path: '/v1/webhooks', operationId: 'listWebhooks', tags: ['webhooks'], summary: 'List webhook endpoints', responses: { 200: json(page(Webhook), 'The endpoints'), ...errorResponses } }),
     async (c) => c.json(await webhooks.list(principalWith(c, 'webhooks:write')), 200),
   );
   app.openapi(
-    createRoute({ method: 'get', path: '/v1/webhooks/{webhook_id}', tags: ['webhooks'], summary: 'Get a webhook endpoint', request: { params: Params }, responses: { 200: json(Webhook, 'The endpoint'), ...errorResponses } }),
+    createRoute({ method: 'get', path: '/v1/webhooks/{webhook_id}', operationId: 'getWebhook', tags: ['webhooks'], summary: 'Get a webhook endpoint', request: { params: Params }, responses: { 200: json(Webhook, 'The endpoint'), ...errorResponses } }),
     async (c) => c.json(await webhooks.get(principalWith(c, 'webhooks:write'), c.req.valid('param').webhook_id), 200),
   );
   app.openapi(
     createRoute({
-      method: 'patch', path: '/v1/webhooks/{webhook_id}', tags: ['webhooks'], summary: 'Update a webhook endpoint (enabled: true re-enables a disabled one)',
+      method: 'patch', path: '/v1/webhooks/{webhook_id}', operationId: 'updateWebhook', tags: ['webhooks'], summary: 'Update a webhook endpoint (enabled: true re-enables a disabled one)',
       request: { params: Params, body: { content: { 'application/json': { schema: UpdateWebhook } }, required: true } },
       responses: { 200: json(Webhook, 'The endpoint'), ...errorResponses },
     }),
     async (c) => c.json(await webhooks.update(principalWith(c, 'webhooks:write'), c.req.valid('param').webhook_id, c.req.valid('json')), 200),
   );
   app.openapi(
-    createRoute({ method: 'delete', path: '/v1/webhooks/{webhook_id}', tags: ['webhooks'], summary: 'Delete a webhook endpoint and its delivery history', request: { params: Params }, responses: { 204: { description: 'Deleted' }, ...errorResponses } }),
+    createRoute({ method: 'delete', path: '/v1/webhooks/{webhook_id}', operationId: 'deleteWebhook', tags: ['webhooks'], summary: 'Delete a webhook endpoint and its delivery history', request: { params: Params }, responses: { 204: { description: 'Deleted' }, ...errorResponses } }),
     async (c) => {
       await webhooks.delete(principalWith(c, 'webhooks:write'), c.req.valid('param').webhook_id);
       return c.body(null, 204);
@@ -76,7 +76,7 @@ export function webhookRoutes(app: OpenAPIHono<Env>, webhooks: Webhooks): void {
   );
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/webhooks/{webhook_id}/rotate_secret', tags: ['webhooks'],
+      method: 'post', path: '/v1/webhooks/{webhook_id}/rotate_secret', operationId: 'rotateWebhookSecret', tags: ['webhooks'],
       summary: 'New signing secret; the previous one keeps signing beside it for 24 h',
       request: { params: Params },
       responses: { 200: json(z.object({ secret: z.string(), previous_secret_expires_at: z.string() }), 'The new secret'), ...errorResponses },
@@ -85,7 +85,7 @@ export function webhookRoutes(app: OpenAPIHono<Env>, webhooks: Webhooks): void {
   );
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/webhooks/{webhook_id}/deliveries', tags: ['webhooks'], summary: 'Deliveries of an endpoint, newest first',
+      method: 'get', path: '/v1/webhooks/{webhook_id}/deliveries', operationId: 'listWebhookDeliveries', tags: ['webhooks'], summary: 'Deliveries of an endpoint, newest first',
       request: { params: Params, query: PageQuery.extend({ status: z.enum(['pending', 'succeeded', 'failed']).optional() }) },
       responses: { 200: json(page(Delivery), 'A page of deliveries'), ...errorResponses },
     }),
@@ -93,7 +93,7 @@ export function webhookRoutes(app: OpenAPIHono<Env>, webhooks: Webhooks): void {
   );
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/webhooks/{webhook_id}/replay', tags: ['webhooks'],
+      method: 'post', path: '/v1/webhooks/{webhook_id}/replay', operationId: 'replayWebhook', tags: ['webhooks'],
       summary: 'Deliver again every watched event after a cursor (or from the oldest retained event)',
       request: { params: Params, query: z.object({ after: z.string().max(100).optional() }) },
       responses: { 200: json(z.object({ queued: z.number().int() }), 'How many deliveries were queued'), ...errorResponses },

@@ -28,6 +28,9 @@ import { EventTail } from './events/tail.ts';
 import { Webhooks } from './webhooks/webhooks.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { dnsLookup, parseAllowList } from './webhooks/ssrf.ts';
+import { startOrchestrator, type Orchestrator } from './orchestrator/index.ts';
+import type { AgentRegistry } from './orchestrator/roles.ts';
+import type { EngineOptions } from './orchestrator/engine.ts';
 
 /**
  * The composition root: opens the store, starts the job engine, the SMTP server and the HTTP API,
@@ -43,6 +46,7 @@ export interface Mailroom {
   outbox: Outbox;
   domains: Domains;
   feed: EventFeed;
+  orchestrator: Orchestrator;
   smtpPort: number;
   httpPort: number;
   /** The admin token created on this start (first start only), or null. */
@@ -55,6 +59,21 @@ export interface StartOptions {
   log?: Logger;
   /** Embedded only: where PGlite keeps its files; null for an in-memory database (tests). */
   pgliteDir?: string | null;
+  /** Agent implementations campaigns may name, besides "builtin" (merged over MAILROOM_AGENTS_MODULE's). */
+  agents?: AgentRegistry;
+  /** Campaign engine settings beyond the configuration (tests: faster retries). */
+  engine?: Partial<EngineOptions>;
+}
+
+/** MAILROOM_AGENTS_MODULE: a user's TypeScript or JavaScript module registering agents. */
+async function loadAgentsModule(path: string | undefined): Promise<AgentRegistry> {
+  if (!path) return {};
+  const { pathToFileURL } = await import('node:url');
+  const { resolve } = await import('node:path');
+  const mod = await import(pathToFileURL(resolve(path)).href) as { default?: AgentRegistry; agents?: AgentRegistry };
+  const registry = mod.agents ?? mod.default;
+  if (!registry || typeof registry !== 'object') throw new Error(`MAILROOM_AGENTS_MODULE ${path} exports no agents (export default { respond: { name: impl } })`);
+  return registry;
 }
 
 export async function startMailroom(config: Config, opts: StartOptions = {}): Promise<Mailroom> {
@@ -124,10 +143,23 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     dispatcher.start();
     cleanups.push(() => dispatcher.stop());
 
+    // Campaigns: the engine works run jobs, the router wakes runs on replies and bounces.
+    const fromModule = await loadAgentsModule(config.campaigns.agentsModule);
+    const registry: AgentRegistry = {};
+    for (const role of ['research', 'personalize', 'sequence', 'respond'] as const) {
+      registry[role] = { ...(fromModule[role] ?? {}), ...(opts.agents?.[role] ?? {}) } as never;
+    }
+    const orchestrator = await startOrchestrator({
+      store, db: store.db, boss, tail, outbox, messages, inboxes, log, registry,
+      options: { agentTimeoutMs: config.campaigns.agentTimeoutMs, maxAttempts: config.campaigns.maxAttempts, retryBaseMs: config.campaigns.retryBaseMs, ...opts.engine },
+    });
+    cleanups.push(() => orchestrator.stop());
+
     const app = createApi({
       feed,
       tail,
       webhooks,
+      campaigns: orchestrator.campaigns,
       waitMaxSeconds: config.events.waitMaxSeconds,
       db: store.db,
       inboxes,
@@ -158,7 +190,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
 
     log.info({ engine: store.engine, smtp: `${config.smtpHost}:${smtp.port}`, http: `${config.host}:${httpPort}`, domains: config.domains }, 'mailroom started');
     return {
-      config, store, boss, acceptor, inboxes, messages, outbox, domains, feed, log, createdAdminToken,
+      config, store, boss, acceptor, inboxes, messages, outbox, domains, feed, orchestrator, log, createdAdminToken,
       smtpPort: smtp.port,
       httpPort,
       stop: stopAll,

@@ -50,6 +50,17 @@ const ROUTE_SCOPES: Record<string, string> = {
   'POST /v1/webhooks/{webhook_id}/rotate_secret': 'webhooks:write',
   'GET /v1/webhooks/{webhook_id}/deliveries': 'webhooks:write',
   'POST /v1/webhooks/{webhook_id}/replay': 'webhooks:write',
+  'POST /v1/campaigns': 'campaigns:write',
+  'GET /v1/campaigns': 'campaigns:read',
+  'GET /v1/campaigns/{campaign_id}': 'campaigns:read',
+  'POST /v1/campaigns/{campaign_id}/pause': 'campaigns:write',
+  'POST /v1/campaigns/{campaign_id}/resume': 'campaigns:write',
+  'POST /v1/campaigns/{campaign_id}/leads': 'campaigns:write',
+  'GET /v1/campaigns/{campaign_id}/runs': 'campaigns:read',
+  'GET /v1/runs': 'campaigns:read',
+  'GET /v1/runs/{run_id}': 'campaigns:read',
+  'GET /v1/runs/{run_id}/trace': 'campaigns:read',
+  'POST /v1/runs/{run_id}/retry': 'campaigns:write',
 };
 /** Query strings that make a route answer at once (a long-poll that does not wait). */
 const QUERIES: Record<string, string> = { 'GET /v1/inboxes/{inbox_id}/messages/wait': '?timeout=0' };
@@ -72,8 +83,14 @@ const BODIES: Record<string, unknown> = {
   'POST /v1/limits': { scope: 'recipient_domain', match: 'example.org', max: 1000, window: 'day' },
   'POST /v1/webhooks': { url: 'http://93.184.216.34/hook' },
   'PATCH /v1/webhooks/{webhook_id}': { description: 'x' },
+  'POST /v1/campaigns/{campaign_id}/leads': { leads: [{ email: 'another-lead@example.net' }] },
 };
-const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'webhooks:write'];
+/** A campaign from inbox A (the matrix's POST /v1/campaigns body, with the sender filled in). */
+const campaignBody = (inboxId: string) => ({
+  name: 'matrix', senders: [{ inbox: inboxId }], steps: [{ subject: 'Hello', text: 'Hi {{first_name|there}}' }],
+  escalate_to: 'owner@example.net', leads: [{ email: 'lead@example.net' }],
+});
+const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'webhooks:write', 'campaigns:read', 'campaigns:write'];
 
 const withAttachment = (to: string) => Buffer.from([
   'From: a@example.com', `To: ${to}`, 'Subject: secret', 'Message-ID: <s-' + Math.random() + '@example.com>',
@@ -152,8 +169,12 @@ for (const engine of ENGINES) {
         .replace('{inbox_id}', A.id).replace('{message_id}', msgA.id).replace('{attachment_id}', msgA.attachments[0].id)
         .replace('{thread_id}', msgA.thread_id).replace('{token_id}', 'tok_00000000000000000000000000')
         .replace('{name}', 'mailroom.test').replace('{suppression_id}', 'sup_00000000000000000000000000')
-        .replace('{limit_id}', 'lim_00000000000000000000000000').replace('{webhook_id}', hookId);
+        .replace('{limit_id}', 'lim_00000000000000000000000000').replace('{webhook_id}', hookId)
+        .replace('{campaign_id}', campaign.id).replace('{run_id}', runId);
       const hookId = (await m.api('POST', '/v1/webhooks', { url: 'http://93.184.216.34/matrix' })).body.id;
+      const campaign = (await m.api('POST', '/v1/campaigns', campaignBody(A.id))).body;
+      const runId = (await m.api('GET', `/v1/campaigns/${campaign.id}/runs`)).body.data[0].id;
+      BODIES['POST /v1/campaigns'] = campaignBody(A.id);
       for (const [route, scope] of Object.entries(ROUTE_SCOPES)) {
         const [method, p] = route.split(' ');
         const others = scope === 'admin' ? ALL : ALL.filter((s) => s !== scope);
@@ -170,8 +191,8 @@ for (const engine of ENGINES) {
         if (method !== 'DELETE') {
           const withIt = await mint({ scopes: [scope] });
           const allowed = await m.api(method, url, body, withIt.token);
-          // Releasing a message that is not held is a 409 after the scope check passed.
-          const passed = allowed.status < 300 || (route.endsWith('/release') && allowed.status === 409 && allowed.body.code === 'conflict');
+          // Releasing a message that is not held, retrying a run that is not dead: 409 after the scope check passed.
+          const passed = allowed.status < 300 || (/\/(release|retry)$/.test(route) && allowed.status === 409 && allowed.body.code === 'conflict');
           assert.ok(passed, `${route} with ${scope}: ${allowed.status} ${JSON.stringify(allowed.body).slice(0, 200)}`);
         }
       }

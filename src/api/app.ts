@@ -28,6 +28,8 @@ import { eventRoutes } from './routes/events.ts';
 import { waitRoutes } from './routes/wait.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import type { Webhooks } from '../webhooks/webhooks.ts';
+import type { Campaigns } from '../orchestrator/campaigns.ts';
+import { campaignRoutes } from './routes/campaigns.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
@@ -41,6 +43,7 @@ export interface ApiDeps {
   feed: EventFeed;
   tail: EventTail;
   webhooks: Webhooks;
+  campaigns: Campaigns;
   waitMaxSeconds: number;
   /** Largest composed message the send API accepts; its JSON body (base64) may be a third larger. */
   maxSendSize: number;
@@ -88,7 +91,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
     openapi: '3.1.0',
     info: {
       title: 'Mailroom API', version: '0.1.0',
-      description: 'Email for AI agents: inboxes, messages, threads, sending, domains, suppressions, limits, tokens, events and webhooks.',
+      description: 'Email for AI agents: inboxes, messages, threads, sending, domains, suppressions, limits, tokens, events, webhooks and campaigns.',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: new URL(c.req.url).origin, description: 'this server' }],
@@ -105,7 +108,10 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   const smallLimit = bodyLimit({ maxSize: 1024 * 1024, onError: () => { throw new MailroomError('payload_too_large', 'request body exceeds 1 MiB'); } });
   const sendLimit = bodyLimit({ maxSize: sendBody, onError: () => { throw new MailroomError('message_too_large', `request body exceeds ${sendBody} bytes (MAILROOM_MAX_SEND_SIZE)`); } });
   const isSend = (path: string) => /^\/v1\/(inboxes\/[^/]+\/messages|messages\/[^/]+\/reply(_all)?)$/.test(path);
-  app.use('/v1/*', (c, next) => (c.req.method === 'POST' && isSend(c.req.path) ? sendLimit : smallLimit)(c, next));
+  // Campaign definitions and lead lists (CSV) can be large: 100,000 leads fit in 64 MiB.
+  const isBulk = (path: string) => /^\/v1\/campaigns(\/[^/]+\/leads)?$/.test(path);
+  const bulkLimit = bodyLimit({ maxSize: 64 * 1024 * 1024, onError: () => { throw new MailroomError('payload_too_large', 'request body exceeds 64 MiB'); } });
+  app.use('/v1/*', (c, next) => (c.req.method === 'POST' && isSend(c.req.path) ? sendLimit : c.req.method === 'POST' && isBulk(c.req.path) ? bulkLimit : smallLimit)(c, next));
   app.use('/v1/*', requireToken(deps.db));
   inboxRoutes(app, deps.inboxes);
   messageRoutes(app, deps.messages, deps.outbox);
@@ -116,6 +122,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   tokenRoutes(app, deps.db);
   eventRoutes(app, deps.feed, deps.tail);
   webhookRoutes(app, deps.webhooks);
+  campaignRoutes(app, deps.campaigns);
   waitRoutes(app, { inboxes: deps.inboxes, messages: deps.messages, tail: deps.tail, maxSeconds: deps.waitMaxSeconds });
 
   mcpRoutes(app);

@@ -1,4 +1,4 @@
-export const SCOPES = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'webhooks:write', 'admin'] as const;
+export const SCOPES = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'webhooks:write', 'campaigns:read', 'campaigns:write', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /**

@@ -20,6 +20,13 @@ Usage:
   mailroom domain list | show <domain> | verify <domain> | resume <domain>
   mailroom send <inbox_id> --to A [--to A …] [--subject S] [--text T] [--idempotency-key K]
   mailroom mcp                                     MCP server on stdio (needs MAILROOM_TOKEN; the tools call MAILROOM_URL)
+  mailroom campaign create <file.yaml|json> [--leads leads.csv] [--map field:Header,…] [--client-id C]
+  mailroom campaign list | show <id> | pause <id> | resume <id>
+  mailroom campaign leads <id> <leads.csv> [--map field:Header,…]
+  mailroom campaign runs <id> [--status S] [--limit N]
+  mailroom trace <run_id>                          a run's timeline: agent calls, handoffs, sends, bounces, replies
+  mailroom dlq list | retry <run_id>               dead-lettered runs (an agent kept failing)
+  mailroom demo                                    a 50-lead, 3-step campaign against a simulated world, in under a minute
 
 Every command but serve talks to a running server: MAILROOM_URL (default http://127.0.0.1:8080) with
 MAILROOM_TOKEN (default: $MAILROOM_DATA_DIR/admin-token). Add --json for machine-readable output.
@@ -44,6 +51,9 @@ const OPTIONS = {
   subject: { type: 'string' },
   text: { type: 'string' },
   'idempotency-key': { type: 'string' },
+  leads: { type: 'string' },
+  map: { type: 'string' },
+  status: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
 class UsageError extends Error {}
@@ -60,6 +70,8 @@ function domainText(d: any): string {
     `Then: mailroom domain verify ${d.name}`,
   ].join('\n');
 }
+
+const positionalAfter = (positionals: string[], i: number): string | undefined => positionals[i];
 
 function need(v: string | undefined, what: string): string {
   if (!v) throw new UsageError(`missing ${what}`);
@@ -90,8 +102,8 @@ export async function main(argv: string[]): Promise<number> {
     return group || o.help ? 0 : 2;
   }
   try {
-    // `send` takes its inbox as the next word; every other command is a group and an action.
-    switch (group === 'send' ? 'send' : `${group} ${action ?? ''}`.trim()) {
+    // `send` and `trace` take their id as the next word; every other command is a group and an action.
+    switch (group === 'send' || group === 'trace' || group === 'demo' ? group : `${group} ${action ?? ''}`.trim()) {
       case 'serve':
         // Loaded on demand: the client commands stay quick to start (no database modules).
         return await (await import('./serve.ts')).serveCommand();
@@ -217,12 +229,80 @@ export async function main(argv: string[]): Promise<number> {
         else out(`${sent.id} ${sent.delivery.status}${sent.delivery.scheduled_at && new Date(sent.delivery.scheduled_at) > new Date() ? ` (scheduled ${sent.delivery.scheduled_at})` : ''}`);
         return 0;
       }
+      case 'campaign create': {
+        const { readCampaignFile, readLeadsFile } = await import('./campaign-files.ts');
+        const spec = await readCampaignFile(need(arg, 'campaign file'));
+        if (o.leads) {
+          const { leads, problems } = await readLeadsFile(o.leads, o.map);
+          for (const p of problems) process.stderr.write(`${o.leads}:${p.row}: ${p.message} (row skipped)\n`);
+          spec.leads = [...(spec.leads ?? []), ...leads];
+        }
+        const c = await request('POST', '/v1/campaigns', { ...spec, ...(o['client-id'] ? { client_id: o['client-id'] } : {}) });
+        if (o.json) json(c);
+        else out(`${c.id}  ${c.name}: ${c.funnel.leads} leads, ${c.steps} steps, ${c.status}\nFollow it: mailroom campaign show ${c.id}`);
+        return 0;
+      }
+      case 'campaign list': {
+        const page = await request('GET', `/v1/campaigns?${limitOf(o.limit)}`);
+        if (o.json) json(page);
+        else out(table(page.data.map((c: any) => ({ ...c, leads: c.funnel.leads, sent: c.funnel.sent_per_step.join('/'), replied: Object.values(c.funnel.replied as Record<string, number>).reduce((a, b) => a + b, 0) })), ['id', 'name', 'status', 'leads', 'sent', 'replied', 'created_at']));
+        return 0;
+      }
+      case 'campaign show':
+      case 'campaign pause':
+      case 'campaign resume': {
+        const id = encodeURIComponent(need(arg, 'campaign id'));
+        const c = action === 'show' ? await request('GET', `/v1/campaigns/${id}`) : await request('POST', `/v1/campaigns/${id}/${action}`);
+        if (o.json) json(c);
+        else out((await import('./campaign-files.ts')).campaignText(c));
+        return 0;
+      }
+      case 'campaign leads': {
+        const { readLeadsFile } = await import('./campaign-files.ts');
+        const file = need(positionalAfter(parsed.positionals, 3), 'leads file');
+        const { leads, problems } = await readLeadsFile(file, o.map);
+        const r = await request('POST', `/v1/campaigns/${encodeURIComponent(need(arg, 'campaign id'))}/leads`, { leads });
+        if (o.json) json({ ...r, problems: [...problems, ...r.problems] });
+        else out([`added ${r.added}`, ...r.skipped.map((s: any) => `skipped ${s.email}: ${s.reason}`), ...problems.map((p) => `${file}:${p.row}: ${p.message}`)].join('\n'));
+        return 0;
+      }
+      case 'campaign runs': {
+        const q = [limitOf(o.limit), o.status ? `status=${encodeURIComponent(o.status)}` : ''].filter(Boolean).join('&');
+        const page = await request('GET', `/v1/campaigns/${encodeURIComponent(need(arg, 'campaign id'))}/runs?${q}`);
+        if (o.json) json(page);
+        else out(table(page.data.map((r: any) => ({ ...r, email: r.lead.email })), ['id', 'email', 'status', 'stage', 'steps_sent', 'outcome', 'reply_class', 'send_at']));
+        return 0;
+      }
+      case 'trace': {
+        const t = await request('GET', `/v1/runs/${encodeURIComponent(need(action, 'run id'))}/trace`);
+        if (o.json) json(t);
+        else out((await import('./campaign-files.ts')).traceText(t));
+        return 0;
+      }
+      case 'dlq list': {
+        const page = await request('GET', `/v1/runs?status=dead&${limitOf(o.limit)}`);
+        if (o.json) json(page);
+        else out(table(page.data.map((r: any) => ({ ...r, email: r.lead.email })), ['id', 'campaign_id', 'email', 'stage', 'attempts', 'last_error']));
+        return 0;
+      }
+      case 'dlq retry': {
+        const r = await request('POST', `/v1/runs/${encodeURIComponent(need(arg, 'run id'))}/retry`);
+        if (o.json) json(r);
+        else out(`${r.id} ${r.status} (stage ${r.stage})`);
+        return 0;
+      }
+      case 'demo':
+        return await (await import('./demo.ts')).demoCommand({ json: !!o.json });
       default:
         throw new UsageError(`unknown command "${[group, action].filter(Boolean).join(' ')}"`);
     }
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`mailroom: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if ((err as Error)?.name === 'CampaignFileError') {
+      process.stderr.write(`mailroom: the campaign file has problems:\n${(err as Error).message}\n`);
       return 2;
     }
     if (err instanceof ApiError) {

@@ -55,6 +55,11 @@ const EnvSchema = z.object({
   MAILROOM_WEBHOOK_TIMEOUT_SECONDS: z.coerce.number().positive().max(60).default(10),
   MAILROOM_WEBHOOK_RETRY_HOURS: z.coerce.number().positive().default(24),
   MAILROOM_WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().positive().default(5),
+  // Campaigns.
+  MAILROOM_AGENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  MAILROOM_AGENT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+  MAILROOM_AGENT_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
+  MAILROOM_AGENTS_MODULE: z.string().optional(),
   MAILROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -114,6 +119,15 @@ export interface Config {
     retryHours: number;
     retryBaseSeconds: number;
   };
+  campaigns: {
+    /** Longest an agent call may take before it counts as a failure (retried, then dead-lettered). */
+    agentTimeoutMs: number;
+    /** Failed agent calls in a row before a run is dead-lettered. */
+    maxAttempts: number;
+    retryBaseMs: number;
+    /** A module whose default export (or `agents`) registers agent implementations by role and name. */
+    agentsModule?: string;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -170,6 +184,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutSeconds: e.MAILROOM_WEBHOOK_TIMEOUT_SECONDS,
       retryHours: e.MAILROOM_WEBHOOK_RETRY_HOURS,
       retryBaseSeconds: e.MAILROOM_WEBHOOK_RETRY_BASE_SECONDS,
+    },
+    campaigns: {
+      agentTimeoutMs: e.MAILROOM_AGENT_TIMEOUT_MS,
+      maxAttempts: e.MAILROOM_AGENT_MAX_ATTEMPTS,
+      retryBaseMs: e.MAILROOM_AGENT_RETRY_BASE_MS,
+      agentsModule: e.MAILROOM_AGENTS_MODULE,
     },
   };
 }

@@ -16,6 +16,8 @@ export const EVENT_TYPES = [
   'message.suppressed', 'message.complained', 'message.unsubscribed',
   'domain.created', 'domain.verified', 'domain.throttled', 'domain.resumed',
   'webhook.disabled', 'webhook.replayed',
+  'campaign.created', 'campaign.paused', 'campaign.resumed', 'campaign.completed',
+  'run.reply', 'run.escalated', 'run.finished', 'run.dead', 'run.retried',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -30,7 +32,14 @@ export interface NewEvent {
 
 export async function appendEvents(db: Kysely<Database>, events: NewEvent[], at = new Date()): Promise<string[]> {
   if (!events.length) return [];
-  const rows = events.map((e) => ({
+  const rows = eventRows(events, at);
+  await db.insertInto('events').values(rows).execute();
+  return rows.map((r) => r.id);
+}
+
+/** The rows `appendEvents` inserts, for a writer that inserts them within a larger statement. */
+export function eventRows(events: NewEvent[], at: Date) {
+  return events.map((e) => ({
     id: newId('evt'),
     type: e.type,
     created_at: at,
@@ -40,6 +49,4 @@ export async function appendEvents(db: Kysely<Database>, events: NewEvent[], at 
     trace_id: e.trace_id ?? null,
     data: JSON.stringify(e.data ?? {}),
   }));
-  await db.insertInto('events').values(rows).execute();
-  return rows.map((r) => r.id);
 }

@@ -11,6 +11,8 @@ export const QUEUES = {
   send: 'outbound-send',
   /** Apply received reports (DSNs, complaints) to the sends they are about. Data: { message_ids }. */
   report: 'outbound-report',
+  /** Advance one campaign run (orchestrator/engine.ts). Data: { run_id }. */
+  campaign: 'campaign-run',
 } as const;
 
 /** Where pg-boss keeps its tables: `pgboss` embedded and beside `public`, else `<schema>_pgboss`. */
@@ -49,6 +51,15 @@ export async function startBoss(store: Store, onError: (err: Error) => void): Pr
     retryDelay: 10,
     retryBackoff: true,
     retryDelayMax: 900,
+    expireInSeconds: 900,
+  }).catch(ignoreExisting);
+  await boss.createQueue(QUEUES.campaign, {
+    // For a worker that crashed or threw unexpectedly; agent failures are retried by the run
+    // itself (with its own backoff, then the dead-letter state), so they never reach this.
+    retryLimit: 20,
+    retryDelay: 5,
+    retryBackoff: true,
+    retryDelayMax: 600,
     expireInSeconds: 900,
   }).catch(ignoreExisting);
   await boss.createQueue(QUEUES.report, { retryLimit: 10, retryDelay: 10, retryBackoff: true, retryDelayMax: 600, expireInSeconds: 300 }).catch(ignoreExisting);

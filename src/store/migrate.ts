@@ -5,6 +5,7 @@ import * as m002 from './migrations/002-outbound.ts';
 import * as m003 from './migrations/003-limits.ts';
 import * as m004 from './migrations/004-security.ts';
 import * as m005 from './migrations/005-events.ts';
+import * as m006 from './migrations/006-campaigns.ts';
 
 /**
  * The one migration set, for both engines. Listed statically (not read from a folder) so the order
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '003-limits': m003,
   '004-security': m004,
   '005-events': m005,
+  '006-campaigns': m006,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

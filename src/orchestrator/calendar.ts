@@ -328,19 +328,26 @@ export function spreadFraction(key: string): number {
   return (h >>> 0) / 2 ** 32;
 }
 
+/** Longest spread after a window opens, and when `at` is already inside one. */
+export const SPREAD_AFTER_OPENING_MS = 2 * 3_600_000;
+export const SPREAD_INSIDE_MS = 15 * 60_000;
+
 /**
- * A send time ≥ `at` inside the window, spread by `spreadKey` over the first half of the window:
- * a campaign's leads do not all go at 09:00:00 (a burst providers notice, and one the rate limits
- * would only smear anyway), yet every send lands early enough in the window that a rate-limit delay
- * still leaves room before it closes. When `at` is already inside the window the spread is added to
- * `at` and capped by the time left, so the slot never leaves the window and is never before `at`.
- * Whole seconds of spread: a schedule reads better as 09:17:42 than 09:17:42.613.
+ * A send time ≥ `at` inside the window, spread by `spreadKey`: when the window opens later, over
+ * its first two hours (at most half of it), so a campaign's leads do not all go at 09:00:00 (a
+ * burst providers notice, and one the rate limits would only smear anyway) and every send lands
+ * early enough that a rate-limit delay still leaves room before the window closes. When `at` is
+ * already inside the window — the first message of a new campaign, a follow-up due at the time of
+ * day its predecessor went — at most 15 minutes are added: it is due now, not in hours. The slot
+ * never leaves the window and is never before `at`. Whole seconds of spread: a schedule reads
+ * better as 09:17:42 than 09:17:42.613.
  */
 export function windowSlot(at: Date, tz: string, w: SendWindow, spreadKey: string): Date {
   const t = at.getTime();
   const o = nextOpening(t, tz, w);
   const from = Math.max(o.open, t);
-  const span = Math.min((o.close - o.open) / 2, o.close - from);
+  const spread = o.open >= t ? Math.min((o.close - o.open) / 2, SPREAD_AFTER_OPENING_MS) : SPREAD_INSIDE_MS;
+  const span = Math.min(spread, o.close - from);
   const seconds = Math.floor(span / 1000);
   return new Date(from + Math.floor(spreadFraction(spreadKey) * seconds) * 1000);
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { Principal } from '../auth/scopes.ts';
@@ -96,6 +97,8 @@ interface Ctx {
 type Next = 'continue' | 'yield';
 
 const CACHE_MS = 2_000;
+/** Which process made a call, on its trace: with several orchestrator processes, an operator can tell. */
+const WORKER = `${hostname()}:${process.pid}`;
 const MAX_HOPS = 16;
 
 const iso = (d: Date) => d.toISOString();
@@ -229,8 +232,7 @@ export class CampaignEngine {
     const since = await firstSendAt(this.#d.db, run.id);
     if (!since) return undefined;
     const company = c.spec.stop.on_company_reply && !FREEMAIL.has(lead.domain) ? lead.domain : null;
-    // A minute of slack: the reply's receipt is stamped by the inbound path's clock, the send by ours.
-    return nextReply(this.#d.db, run, lead.email_key, company, new Date(since.getTime() - 60_000));
+    return nextReply(this.#d.db, run, lead.email_key, company, since);
   }
 
   async #research(ctx: Ctx): Promise<Next> {
@@ -611,7 +613,7 @@ export class CampaignEngine {
   }
 
   #agentSpan(ctx: Ctx, role: string, call: { startedAt: Date; durationMs: number; output: unknown }, input: Record<string, unknown>): SpanInput {
-    return { kind: 'agent', name: role, startedAt: call.startedAt, durationMs: call.durationMs, simAt: ctx.now, input, output: call.output };
+    return { kind: 'agent', name: role, startedAt: call.startedAt, durationMs: call.durationMs, simAt: ctx.now, input: { ...input, worker: WORKER }, output: call.output };
   }
 
   #handoff(ctx: Ctx, from: string, to: string): SpanInput {

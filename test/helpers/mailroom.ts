@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { bossSchemaFor } from '../../src/jobs/boss.ts';
-import { startMailroom, type Mailroom } from '../../src/server.ts';
+import { startMailroom, type Mailroom, type StartOptions } from '../../src/server.ts';
 import { createLogger } from '../../src/log.ts';
 
 /**
@@ -110,7 +110,7 @@ export function testEnv(engine: EngineName, dataDir: string, schema: string, env
   };
 }
 
-export async function startTestMailroom(engine: EngineName, env: Record<string, string> = {}): Promise<TestMailroom> {
+export async function startTestMailroom(engine: EngineName, env: Record<string, string> = {}, opts: Omit<StartOptions, 'log' | 'pgliteDir'> = {}): Promise<TestMailroom> {
   const dataDir = await mkdtemp(path.join(tmpdir(), `mailroom-${engine}-`));
   const schema = uniqueSchema();
   const config: Config = loadConfig(testEnv(engine, dataDir, schema, env));
@@ -119,6 +119,7 @@ export async function startTestMailroom(engine: EngineName, env: Record<string, 
     // In-memory PGlite: the spool still lives in dataDir, which is what durability tests exercise
     // (they run `serve` as a real process on a real directory instead, see crash tests).
     pgliteDir: null,
+    ...opts,
   });
   const adminToken = mailroom.createdAdminToken ?? config.adminToken!;
   const api = apiClient(`http://127.0.0.1:${mailroom.httpPort}`, adminToken);

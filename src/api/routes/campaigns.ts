@@ -102,11 +102,30 @@ function fileProblem(err: CampaignFileError): MailroomError {
 }
 
 export function campaignRoutes(app: OpenAPIHono<Env>, campaigns: Campaigns): void {
+  // A campaign file as it is (YAML, or JSON sent as YAML): handled before the JSON route below,
+  // whose validator reads only JSON bodies. The file's problems come back with their lines.
+  app.post('/v1/campaigns', async (c, next) => {
+    if (!isYaml(c.req.header('content-type'))) return next();
+    const p = principalWith(c, 'campaigns:write');
+    let spec;
+    try {
+      spec = parseCampaignFile(await c.req.text(), 'campaign.yaml');
+    } catch (err) {
+      if (err instanceof CampaignFileError) throw fileProblem(err);
+      throw err;
+    }
+    const clientId = c.req.query('client_id');
+    if (clientId !== undefined && (clientId.length < 1 || clientId.length > 200)) throw new MailroomError('invalid_request', 'client_id: 1 to 200 characters');
+    const { campaign, created } = await campaigns.create(p, spec, { clientId });
+    return c.json(campaign, created ? 201 : 200);
+  });
+
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/campaigns', operationId: 'createCampaign', tags: ['campaigns'],
       summary: 'Create and start a campaign (JSON, or a YAML campaign file with Content-Type: application/yaml)',
       request: {
+        query: z.object({ client_id: z.string().min(1).max(200).optional().openapi({ description: 'With a YAML body: idempotent creation (a JSON body carries client_id itself).' }) }),
         body: {
           content: {
             'application/json': { schema: CreateCampaign },
@@ -119,22 +138,21 @@ export function campaignRoutes(app: OpenAPIHono<Env>, campaigns: Campaigns): voi
     }),
     async (c) => {
       const p = principalWith(c, 'campaigns:write');
-      let input: Record<string, unknown>;
-      if (isYaml(c.req.header('content-type'))) {
-        try {
-          input = { ...parseCampaignFile(await c.req.text(), 'campaign.yaml') };
-        } catch (err) {
-          if (err instanceof CampaignFileError) throw fileProblem(err);
-          throw err;
-        }
-      } else {
-        input = c.req.valid('json') as Record<string, unknown>;
-      }
-      const { client_id, ...spec } = input as { client_id?: string };
+      const { client_id, ...spec } = c.req.valid('json') as { client_id?: string };
       const { campaign, created } = await campaigns.create(p, spec, { clientId: client_id });
       return c.json(campaign as never, created ? 201 : 200);
     },
   );
+
+  // A CSV lead list, likewise before the JSON route: rows that cannot become leads are reported by row.
+  app.post('/v1/campaigns/:campaign_id/leads', async (c, next) => {
+    if (!/^text\/csv\b/i.test(c.req.header('content-type') ?? '')) return next();
+    const p = principalWith(c, 'campaigns:write');
+    const map = c.req.query('map');
+    const parsed = parseLeadsCsv(await c.req.text(), map ? parseMapping(map) : undefined);
+    const result = await campaigns.addLeads(p, c.req.param('campaign_id'), parsed.leads);
+    return c.json({ ...result, problems: parsed.problems }, 200);
+  });
 
   app.openapi(
     createRoute({
@@ -179,20 +197,8 @@ export function campaignRoutes(app: OpenAPIHono<Env>, campaigns: Campaigns): voi
     }),
     async (c) => {
       const p = principalWith(c, 'campaigns:write');
-      const id = c.req.valid('param').campaign_id;
-      let leads: unknown[];
-      let problems: { row: number; message: string }[] = [];
-      if (/^text\/csv\b/i.test(c.req.header('content-type') ?? '')) {
-        const map = c.req.valid('query').map;
-        const mapping = map ? parseMapping(map) : undefined;
-        const parsed = parseLeadsCsv(await c.req.text(), mapping);
-        leads = parsed.leads;
-        problems = parsed.problems;
-      } else {
-        leads = (c.req.valid('json') as { leads: unknown[] }).leads;
-      }
-      const result = await campaigns.addLeads(p, id, leads as never);
-      return c.json({ ...result, problems }, 200);
+      const result = await campaigns.addLeads(p, c.req.valid('param').campaign_id, (c.req.valid('json') as { leads: never[] }).leads);
+      return c.json({ ...result, problems: [] }, 200);
     },
   );
 

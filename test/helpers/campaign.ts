@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { clockNow, isInWindow, realAt, startOfLocalDate, type CampaignClock } from '../../src/orchestrator/calendar.ts';
+import { EXPECTED, outreachCampaign, scenarioProspects, type ScenarioOptions } from '../../src/orchestrator/demo/scenario.ts';
+import type { Persona, Prospect } from '../../src/orchestrator/demo/personas.ts';
+import { startWorld, type World, type WorldMessage } from '../../src/orchestrator/demo/world.ts';
+import type { CampaignSpecInput } from '../../src/orchestrator/spec.ts';
+import { waitFor, type ApiClient } from './mailroom.ts';
+
+/**
+ * The campaign tests' world: the simulated prospects' mail server (src/orchestrator/demo/world.ts)
+ * as Mailroom's relay, a campaign of the demo scenario, and the checks every campaign test makes of
+ * the world's log — the sink's proof of what was really sent.
+ */
+export const SCALE = 4 * 3600; // campaign seconds per real second: a business day is 6 s
+
+export interface CampaignWorld {
+  world: World;
+  /** The campaign clock, known once the campaign exists. */
+  clock: CampaignClock;
+  stop(): Promise<void>;
+}
+
+export async function startCampaignWorld(scale = SCALE): Promise<CampaignWorld> {
+  const cw = { clock: { scale, originReal: Date.now(), originSim: Date.now() } } as CampaignWorld;
+  cw.world = await startWorld({ mailroom: { host: '127.0.0.1', port: 0 }, simNow: () => clockNow(cw.clock), realDelayForSim: (ms) => ms / scale, keepRaw: false });
+  cw.stop = () => cw.world.stop();
+  return cw;
+}
+
+export interface ScenarioCampaign {
+  id: string;
+  spec: CampaignSpecInput;
+  prospects: Prospect[];
+  ownerInboxId: string;
+  senderInboxId: string;
+}
+
+/** Creates the sender and escalation inboxes and the scenario's campaign; sets the world's clock. */
+export async function createScenario(api: ApiClient, cw: CampaignWorld, o: Partial<ScenarioOptions> & { leads: number; prospects?: Prospect[]; tweak?: (spec: CampaignSpecInput) => void }): Promise<ScenarioCampaign> {
+  const sender = (await api('POST', '/v1/inboxes', { username: `ada-${Math.random().toString(36).slice(2, 8)}` })).body;
+  const owner = (await api('POST', '/v1/inboxes', { username: `owner-${Math.random().toString(36).slice(2, 8)}` })).body;
+  const prospects = o.prospects ?? scenarioProspects({ leads: o.leads, perCompany: o.perCompany, mix: o.mix });
+  const spec = outreachCampaign(prospects, { senders: [sender.address], escalateTo: owner.address, scale: cw.clock.scale, ...o, leads: prospects.length });
+  o.tweak?.(spec);
+  const res = await api('POST', '/v1/campaigns', spec);
+  assert.equal(res.status, 201, JSON.stringify(res.body).slice(0, 2000));
+  cw.clock = { scale: cw.clock.scale, originReal: Date.parse(res.body.created_at), originSim: Date.parse(spec.clock!.start!) };
+  return { id: res.body.id, spec, prospects, ownerInboxId: owner.id, senderInboxId: sender.id };
+}
+
+export async function allRuns(api: ApiClient, campaignId: string): Promise<any[]> {
+  const runs: any[] = [];
+  for (let cursor: string | null = ''; cursor !== null;) {
+    const page: { data: any[]; next_cursor: string | null } = (await api("GET", `/v1/campaigns/${campaignId}/runs?limit=200${cursor ? `&cursor=${cursor}` : ""}`)).body;
+    runs.push(...page.data);
+    cursor = page.next_cursor;
+  }
+  return runs;
+}
+
+/** Waits for the campaign to complete; on timeout, says which runs are still going and where. */
+export async function waitCompleted(api: () => ApiClient, campaignId: string, timeoutMs: number): Promise<any> {
+  try {
+    return await waitFor(async () => {
+      const r = await api()('GET', `/v1/campaigns/${campaignId}`).catch(() => null);
+      return r?.status === 200 && r.body.status === 'completed' ? r.body : null;
+    }, timeoutMs, `campaign ${campaignId} to complete`);
+  } catch (err) {
+    const runs = await allRuns(api(), campaignId).catch(() => []);
+    const open = runs.filter((r) => !['done', 'needs_human', 'dead'].includes(r.status)).slice(0, 10);
+    throw new Error(`${(err as Error).message}; still open: ${JSON.stringify(open.map((r) => ({ id: r.id, lead: r.lead.email, status: r.status, stage: r.stage, step: r.steps_sent, send_at: r.send_at, err: r.last_error })))}`);
+  }
+}
+
+const STOPPING: Persona[] = ['interested', 'not_interested', 'question', 'wrong_person', 'unsubscribe', 'colleague', 'injection', 'async_bounce', 'complaint'];
+
+export interface Verification {
+  received: number;
+  refused: number;
+  /** Copies of one Message-ID received more than once (a crash between the remote 250 and the commit). */
+  transportCopies: number;
+  deferredByLimit: number;
+}
+
+/**
+ * What the world's log must show for a finished campaign (issue 6, acceptance 1): every lead in an
+ * end state as its persona implies, no step sent twice, no follow-up decided after a stopping
+ * reply, bounce or complaint reached Mailroom, out-of-office leads resumed after their return date,
+ * every send handed over inside the recipient's window, the rate limit held at the sink, and the
+ * API's funnel equal to what the sink received.
+ */
+export async function verifyCampaign(api: ApiClient, cw: CampaignWorld, sc: ScenarioCampaign, o: { limit?: { max: number; seconds: number }; allowTransportCopies?: number } = {}): Promise<Verification> {
+  const { world } = cw;
+  const campaign = (await api('GET', `/v1/campaigns/${sc.id}`)).body;
+  const handed = campaign.funnel.sent_per_step.reduce((a: number, b: number) => a + b, 0);
+  const mine = () => world.received.filter((w) => w.mailroomHeaders['x-mailroom-campaign'] === sc.id);
+  // The last sends may still be on their way from the outbox (a rate limit holds them).
+  const stepKey = (to: string, step: string) => `${to}#${step}`;
+  const atWorld = () => new Set([...mine().map((w) => stepKey(w.to, w.mailroomHeaders['x-mailroom-step'])), ...world.refused.map((r) => stepKey(r.to, '1'))]).size;
+  await waitFor(async () => atWorld() >= handed, 60_000, `the world to receive all ${handed} campaign sends (has ${atWorld()})`);
+  await world.settled();
+
+  const runs = await allRuns(api, sc.id);
+  const persona = new Map(sc.prospects.map((p) => [p.address.toLowerCase(), p.persona]));
+  const window = (sc.spec.send_window ?? {}) as { days: any; start: string; end: string };
+  const tz = new Map(runs.map((r) => [r.lead.email.toLowerCase(), r.lead.timezone as string]));
+
+  // 1. Every lead ended, as its persona says it should.
+  assert.equal(runs.length, sc.prospects.length);
+  const wrong = runs.filter((r) => {
+    const exp = EXPECTED[persona.get(r.lead.email.toLowerCase())!];
+    return !(r.outcome === exp.outcome && (!exp.replyClass || r.reply_class === exp.replyClass));
+  });
+  assert.deepEqual(wrong.map((r) => `${r.lead.email}: ${r.status} ${r.outcome} ${r.reply_class} (${r.detail})`), [], 'every run ends as its persona implies');
+  assert.ok(runs.every((r) => r.status === 'done' || r.status === 'needs_human'), 'every run in an end state, none dead');
+
+  // 2. No step twice: one Message-ID per (lead, step); copies of one Message-ID are the transport's.
+  const byStep = new Map<string, Set<string>>();
+  let copies = 0;
+  const seenIds = new Set<string>();
+  for (const w of mine()) {
+    const k = stepKey(w.to, w.mailroomHeaders['x-mailroom-step']);
+    const ids = byStep.get(k) ?? new Set();
+    ids.add(w.messageId!);
+    byStep.set(k, ids);
+    if (seenIds.has(w.messageId!)) copies++;
+    seenIds.add(w.messageId!);
+  }
+  assert.deepEqual([...byStep].filter(([, ids]) => ids.size > 1).map(([k]) => k), [], 'no step sent twice (one Message-ID per lead and step)');
+  assert.ok(copies <= (o.allowTransportCopies ?? 0), `transport-level copies ${copies} within ${o.allowTransportCopies ?? 0}`);
+
+  // 3. No follow-up decided after a stopping reaction reached Mailroom (2 s for it to be parsed).
+  for (const r of world.sent) {
+    if (!STOPPING.includes(r.kind as Persona) || r.realAt === null) continue;
+    const later = mine().filter((w) => w.to === r.prospect && realAt(cw.clock, new Date(w.mailroomHeaders['x-mailroom-scheduled-at'])) > r.realAt! + 2_000);
+    assert.deepEqual(later.map((w) => `${w.to} step ${w.mailroomHeaders['x-mailroom-step']}`), [], `no follow-up after ${r.kind} of ${r.prospect}`);
+  }
+  assert.ok(!mine().some((w) => world.refused.some((x) => x.to === w.to)), 'nothing more to an address refused at RCPT');
+
+  // 4. Out-of-office leads resumed after their return date, and inside the window every time.
+  for (const r of world.sent.filter((x) => x.kind === 'out_of_office')) {
+    const zone = tz.get(r.prospect)!;
+    const back = startOfLocalDate(r.returnDate!, zone);
+    const answered = Number(world.received.find((w) => w.seq === r.answersSeq)!.mailroomHeaders['x-mailroom-step']);
+    const after = mine().filter((w) => w.to === r.prospect && Number(w.mailroomHeaders['x-mailroom-step']) > answered);
+    assert.ok(after.length > 0 || answered === campaign.steps, `${r.prospect} resumed after the out-of-office`);
+    for (const w of after) assert.ok(new Date(w.mailroomHeaders['x-mailroom-scheduled-at']) >= back, `${r.prospect} step ${w.mailroomHeaders['x-mailroom-step']} not before ${r.returnDate}`);
+  }
+  for (const w of mine()) {
+    const at = new Date(w.mailroomHeaders['x-mailroom-scheduled-at']);
+    assert.ok(isInWindow(at, tz.get(w.to)!, window as never), `${w.to} step ${w.mailroomHeaders['x-mailroom-step']} at ${at.toISOString()} inside its window (${tz.get(w.to)})`);
+  }
+
+  // 5. The rate limit held at the sink, over every SMTP transaction that reached it.
+  let deferred = 0;
+  if (o.limit) {
+    const times = [...world.received.map((w) => w.realAt), ...world.refused.map((r) => r.realAt)].sort((a, b) => a - b);
+    const ms = o.limit.seconds * 1000;
+    let j = 0;
+    let worst = 0;
+    for (let i = 0; i < times.length; i++) {
+      while (times[i] - times[j] >= ms) j++;
+      worst = Math.max(worst, i - j + 1);
+    }
+    assert.ok(worst <= o.limit.max, `at most ${o.limit.max} per ${o.limit.seconds} s at the sink (worst window: ${worst})`);
+    const events = (await api('GET', '/v1/events?types=message.deferred&limit=500')).body.data;
+    deferred = new Set(events.filter((e: any) => e.data?.reason === 'rate_limited').map((e: any) => e.message_id)).size;
+  }
+
+  // 6. The funnel is what the sink received: per step, and replies by class per persona reaction.
+  const perStep = campaign.funnel.sent_per_step.map((_: number, i: number) => new Set([
+    ...mine().filter((w) => w.mailroomHeaders['x-mailroom-step'] === String(i + 1)).map((w) => w.to),
+    ...(i === 0 ? world.refused.map((r) => r.to) : []),
+  ]).size);
+  assert.deepEqual(campaign.funnel.sent_per_step, perStep, 'funnel sent per step = what the world received');
+  const classOf: Partial<Record<string, string>> = { interested: 'interested', colleague: 'interested', not_interested: 'not_interested', question: 'question', wrong_person: 'wrong_person', unsubscribe: 'unsubscribe' };
+  const expectedReplies: Record<string, number> = {};
+  for (const r of world.sent) {
+    const cls = classOf[r.kind];
+    if (cls && runs.some((x) => x.lead.email.toLowerCase() === r.prospect)) expectedReplies[cls] = (expectedReplies[cls] ?? 0) + 1;
+  }
+  for (const [cls, n] of Object.entries(expectedReplies)) assert.equal(campaign.funnel.replied[cls], n, `replied ${cls}`);
+  const bounces = sc.prospects.filter((p) => p.persona === 'hard_bounce' || p.persona === 'async_bounce').length;
+  assert.equal(campaign.funnel.bounced, bounces);
+  return { received: mine().length, refused: world.refused.length, transportCopies: copies, deferredByLimit: deferred };
+}
+
+export const messagesTo = (world: World, address: string): WorldMessage[] => world.received.filter((w) => w.to === address.toLowerCase());

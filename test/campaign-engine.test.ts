@@ -152,6 +152,54 @@ for (const engine of ENGINES) {
       assert.equal((await m.api('GET', `/v1/messages/${msg.id}`)).body.text.trim(), 'Hello Noor');
     });
 
+    test('daily caps per sender: two senders with a cap of 2 send 4 first messages a day, rotated, the rest the next day; max_steps stops after one step', async () => {
+      const second = await inbox(`cap-sender-${engine}`);
+      const leads = await Promise.all(Array.from({ length: 6 }, (_, i) => inbox(`cap-lead-${i}`, 'agents.test')));
+      const c = (await m.api('POST', '/v1/campaigns', base(leads.map((l) => l.address), {
+        senders: [{ inbox: sender.id, daily_cap: 2 }, { inbox: second.id, daily_cap: 2 }],
+        steps: [{ subject: 'Capped', text: 'One' }, { text: 'Two', delay_business_days: 0 }, { text: 'Three', delay_business_days: 0 }],
+        stop: { max_steps: 1, final_wait_business_days: 0, on_company_reply: false },
+        clock: { scale: 6 * 3600, start: '2027-01-04T09:00:00Z' }, timezone: 'UTC',
+      }))).body;
+      await waitCompleted(() => m.api, c.id, 60_000);
+      const runs = await allRuns(m.api, c.id);
+      assert.ok(runs.every((r) => r.outcome === 'no_reply' && r.steps_sent === 1), 'max_steps: one step each, then the reply wait');
+      const sends = await Promise.all(leads.map(async (l) => {
+        const [msg] = await waitForMessages(m, l.id);
+        const full = (await m.api('GET', `/v1/messages/${msg.id}`)).body;
+        const header = (n: string) => full.headers.find((h: any) => h.name.toLowerCase() === n)?.value;
+        return { day: header('x-mailroom-scheduled-at').slice(0, 10), from: full.from.address, count: (await m.api('GET', `/v1/inboxes/${l.id}/messages`)).body.data.length };
+      }));
+      assert.ok(sends.every((x) => x.count === 1), 'max_steps: no follow-up');
+      const perDay = new Map<string, Map<string, number>>();
+      for (const x of sends) {
+        const d = perDay.get(x.day) ?? new Map();
+        d.set(x.from, (d.get(x.from) ?? 0) + 1);
+        perDay.set(x.day, d);
+      }
+      const days = [...perDay.keys()].sort();
+      assert.equal(days.length, 2, `two days: ${JSON.stringify([...perDay].map(([d, v]) => [d, [...v]]))}`);
+      assert.deepEqual([...perDay.get(days[0])!.values()].sort(), [2, 2], 'day one: both senders up to their cap');
+      assert.equal([...perDay.get(days[1])!.values()].reduce((a, b) => a + b, 0), 2, 'the rest on day two');
+    });
+
+    test('a suppression added while a run waits for its next step ends the run before the follow-up (suppressed), nothing more is sent', async () => {
+      const lead = await inbox('suppressed-lead', 'agents.test');
+      const c = (await m.api('POST', '/v1/campaigns', base([lead.address], {
+        // A quarter business day = 6 campaign hours = 6 s: time for the suppression to land first.
+        steps: [{ subject: 'First', text: 'One' }, { text: 'Two', delay_business_days: 0.25 }],
+        clock: { scale: 3600 },
+      }))).body;
+      await waitForMessages(m, lead.id);
+      await waitFor(async () => (await allRuns(m.api, c.id))[0].stage === 'send' || null, 15_000, 'the run waiting for step 2');
+      assert.equal((await m.api('POST', '/v1/suppressions', { address: lead.address, reason: 'manual' })).status, 201);
+      await waitCompleted(() => m.api, c.id, 60_000);
+      const [run] = await allRuns(m.api, c.id);
+      assert.equal(run.outcome, 'suppressed');
+      assert.equal(run.steps_sent, 1);
+      assert.equal((await m.api('GET', `/v1/inboxes/${lead.id}/messages`)).body.data.length, 1);
+    });
+
     test('a token restricted to another inbox does not see the campaign, its runs or their traces (404)', async () => {
       const other = await inbox('other-tenant');
       const c = (await m.api('POST', '/v1/campaigns', base(['nobody@agents.test']))).body;

@@ -475,7 +475,12 @@ export class CampaignEngine {
     switch (decision.action) {
       case 'escalate':
         await this.#escalate(ctx, reply, { classification: decision.classification, summary: decision.summary, referral: decision.referral, agentView: safeView, held: false });
-        await finishReplied();
+        await finishReplied({
+          events: [...base.events, {
+            type: 'run.escalated', inbox_id: run.inbox_id, message_id: reply.id, thread_id: reply.thread_id, trace_id: run.trace_id,
+            data: { run_id: run.id, campaign_id: c.row.id, lead: lead.email, to: c.spec.escalate_to ?? null, classification: decision.classification, referral: decision.referral },
+          }],
+        });
         return 'yield';
       case 'reply':
       case 'draft': {

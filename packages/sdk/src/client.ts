@@ -1,5 +1,6 @@
 import { Core, type ClientOptions, type CoreRequest, type QueryValue, type RequestOptions } from './core.ts';
 import { Domains, Limits, Suppressions, Tokens } from './admin.ts';
+import { Campaigns, Runs } from './campaigns.ts';
 import { Events } from './events.ts';
 import { Inboxes } from './inboxes.ts';
 import { Messages } from './messages.ts';
@@ -12,6 +13,12 @@ import { Webhooks } from './webhooks.ts';
  *   const mr = new Mailroom({ baseUrl: 'http://127.0.0.1:8080', token: process.env.MAILROOM_TOKEN! });
  *   const inbox = await mr.inboxes.create({ username: 'research-agent' });
  *   for await (const m of mr.messages.list(inbox.id)) console.log(m.subject);
+ *
+ * Campaigns run on the server, one run per lead; follow them from here:
+ *
+ *   const c = await mr.campaigns.create(defineCampaign({ name: 'Q3', senders: [{ inbox: inbox.id }], steps, leads, escalate_to }), { clientId: 'q3' });
+ *   (await mr.campaigns.get(c.id)).funnel;            // queued, sent per step, replied by class, bounced…
+ *   for await (const run of mr.runs.list({ status: 'dead' })) await mr.runs.retry(run.id);
  */
 export class Mailroom {
   readonly inboxes: Inboxes;
@@ -23,6 +30,8 @@ export class Mailroom {
   readonly suppressions: Suppressions;
   readonly limits: Limits;
   readonly tokens: Tokens;
+  readonly campaigns: Campaigns;
+  readonly runs: Runs;
   readonly #core: Core;
 
   constructor(options: ClientOptions) {
@@ -37,6 +46,8 @@ export class Mailroom {
     this.suppressions = new Suppressions(core);
     this.limits = new Limits(core);
     this.tokens = new Tokens(core);
+    this.campaigns = new Campaigns(core);
+    this.runs = new Runs(core);
   }
 
   get baseUrl(): string {

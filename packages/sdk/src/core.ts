@@ -47,7 +47,10 @@ export interface CoreRequest {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: string;
   query?: Record<string, QueryValue>;
+  /** Sent as JSON, unless `contentType` is set: then it must be a string, sent as is. */
   body?: unknown;
+  /** The Content-Type of a text body (a YAML campaign file, a CSV lead list). */
+  contentType?: string;
   headers?: Record<string, string>;
   retry?: RetryMode;
   responseType?: 'json' | 'bytes';
@@ -183,11 +186,12 @@ export class Core {
     const maxRetries = Math.max(0, opts.maxRetries ?? this.maxRetries);
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     const mode = req.retry ?? (req.method === 'POST' ? 'unsafe' : 'idempotent');
-    const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+    if (req.contentType !== undefined && typeof req.body !== 'string') throw new TypeError(`${req.method} ${req.path}: the ${req.contentType} body must be a string`);
+    const body = req.body === undefined ? undefined : req.contentType !== undefined ? req.body as string : JSON.stringify(req.body);
 
     for (let attempt = 0; ; attempt++) {
       const headers = this.headers({ ...req.headers, ...opts.headers });
-      if (body !== undefined) headers.set('content-type', 'application/json');
+      if (body !== undefined) headers.set('content-type', req.contentType ?? 'application/json');
       if (req.responseType === 'bytes') headers.set('accept', '*/*');
       const a = attemptSignal(opts.signal, timeoutMs);
       let res: Response;

@@ -1,4 +1,5 @@
 export { Mailroom } from './client.ts';
+export { defineCampaign, type CreateCampaignOptions, type ImportCsvParams } from './campaigns.ts';
 export type { ClientOptions, FetchLike, RequestOptions } from './core.ts';
 export { MailroomApiError, MailroomConnectionError, MailroomError, MailroomTimeoutError, WebhookVerificationError } from './errors.ts';
 export { Page, PagePromise } from './pagination.ts';
@@ -10,4 +11,5 @@ export type { Threads } from './threads.ts';
 export type { Events } from './events.ts';
 export type { Webhooks } from './webhooks.ts';
 export type { Domains, Limits, Suppressions, Tokens } from './admin.ts';
+export type { Campaigns, Runs } from './campaigns.ts';
 export type * from './types.ts';

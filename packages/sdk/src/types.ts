@@ -445,3 +445,236 @@ export interface Problem {
   detail: string;
   errors?: unknown;
 }
+
+// ---- Campaigns (src/orchestrator/spec.ts for the definition, src/api/routes/campaigns.ts for the rest) ----
+
+export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
+
+export type ReplyClass =
+  | 'interested' | 'not_interested' | 'question' | 'out_of_office' | 'wrong_person' | 'unsubscribe' | 'auto_reply' | 'bounce';
+
+/**
+ * What the response agent may do with a reply. Defaults: interested, question, wrong_person →
+ * escalate; not_interested, bounce → stop; unsubscribe → stop_and_suppress; out_of_office →
+ * reschedule; auto_reply → ignore.
+ */
+export type ResponseAction = 'escalate' | 'reply' | 'draft' | 'archive' | 'reschedule' | 'stop' | 'stop_and_suppress' | 'ignore';
+
+export interface CampaignSender {
+  /** An inbox id (inb_…) or the inbox's address. */
+  inbox: string;
+  /** Most messages this inbox sends for the campaign per day (default 50, at most 100 000). */
+  daily_cap?: number;
+}
+
+/** When messages may go out, in each recipient's time zone. */
+export interface SendWindow {
+  /** Default Monday to Friday. */
+  days?: Weekday[];
+  /** "HH:MM", 24-hour (default "09:00"). */
+  start?: string;
+  /** "HH:MM", 24-hour, after `start`; "24:00" is the end of the day (default "17:00"). */
+  end?: string;
+}
+
+export interface CampaignStep {
+  /** Required on the first step; on a later one, omitted means a reply in the same thread ("Re: …"). */
+  subject?: string;
+  /** The message text, a template: `{{first_name|there}}`, `{{company}}`, `{{fields.plan}}`, `{{notes.hook}}`. */
+  text: string;
+  html?: string;
+  /** Business days (Mon–Fri, recipient time) after the previous step was sent (default 2); the first step ignores it. */
+  delay_business_days?: number;
+}
+
+export interface StopConditions {
+  /** Default true. */
+  on_reply?: boolean;
+  /** An automatic reply that is not an out-of-office: keep going (default) or stop. */
+  on_auto_reply?: 'continue' | 'stop';
+  on_bounce?: boolean;
+  on_complaint?: boolean;
+  on_unsubscribe?: boolean;
+  on_suppression?: boolean;
+  /** A reply from anyone at the lead's company (same email domain) stops every lead there (default true). */
+  on_company_reply?: boolean;
+  /** Send at most this many steps (default: all of them). */
+  max_steps?: number;
+  /** After the last step, how long to wait for a reply before the run ends as no_reply (default 5). */
+  final_wait_business_days?: number;
+}
+
+export interface CampaignLead {
+  email: string;
+  first_name?: string;
+  last_name?: string;
+  company?: string;
+  title?: string;
+  /** IANA zone; else inferred from the email domain's country; else the campaign's `timezone`. */
+  timezone?: string;
+  /** Template variables beyond the named ones (`{{fields.plan}}` or `{{plan}}`). */
+  fields?: Record<string, string>;
+  /** Free-form CRM data, handed to the research agent as is. */
+  crm?: Record<string, unknown>;
+}
+
+/** Which implementation plays each role: "builtin" (the default) or a name registered with the server. */
+export interface CampaignAgents {
+  research?: string;
+  personalize?: string;
+  sequence?: string;
+  respond?: string;
+}
+
+/**
+ * A campaign as its author writes it: the body of `POST /v1/campaigns`, and the same schema as a
+ * campaign YAML file. Written by hand after the server's src/orchestrator/spec.ts; the server
+ * validates it and names every problem.
+ */
+export interface CampaignDefinition {
+  name: string;
+  description?: string;
+  /** At least one; rotated, each with its daily cap. */
+  senders: CampaignSender[];
+  /** Default recipient time zone when neither the lead nor its domain says (default "UTC"). */
+  timezone?: string;
+  send_window?: SendWindow;
+  /** 1 to 20. */
+  steps: CampaignStep[];
+  stop?: StopConditions;
+  /** Per reply class, what the response agent may do (the defaults for the rest). */
+  responses?: Partial<Record<ReplyClass, ResponseAction>>;
+  /** Where escalations are emailed; required when some reply class escalates (the default for interested). */
+  escalate_to?: string;
+  /** The reply for the `reply` action (a template; `{{classification}}` is the reply's class). */
+  reply_template?: string;
+  agents?: CampaignAgents;
+  /** List-Unsubscribe (RFC 8058) on every campaign message (default true). */
+  marketing?: boolean;
+  /** At most 100 000; more with `campaigns.addLeads` / `importCsv`. */
+  leads?: CampaignLead[];
+  /**
+   * Simulation: campaign time runs `scale` times faster than real time (`start`: where campaign time
+   * begins, ISO 8601). For demos and tests of multi-day sequences; leave it out in production.
+   */
+  clock?: { scale?: number; start?: string };
+  /** Extra labels on every message the campaign sends. */
+  labels?: string[];
+}
+
+export type CampaignStatus = 'running' | 'paused' | 'completed' | 'cancelled';
+export type RunStatus = 'pending' | 'active' | 'waiting' | 'done' | 'needs_human' | 'dead' | 'paused';
+export type RunStage = 'research' | 'personalize' | 'sequence' | 'send' | 'await_reply' | 'finished';
+
+export interface CampaignFunnel {
+  leads: number;
+  /** Runs by status. */
+  status: Partial<Record<RunStatus, number>> & Record<string, number>;
+  /** Live runs that have not sent their first message yet. */
+  queued: number;
+  /** Messages handed to the outbox per step (index 0: the first message). */
+  sent_per_step: number[];
+  /** Replies handled, by classification. */
+  replied: Partial<Record<ReplyClass, number>> & Record<string, number>;
+  bounced: number;
+  complained: number;
+  unsubscribed: number;
+  suppressed: number;
+  /** Ended without a reply or a bounce: no reply after the last step, a stop rule, the company replied elsewhere. */
+  stopped: number;
+  /** Dead-lettered runs (an agent kept failing): `runs.list({ status: 'dead' })`. */
+  failed: number;
+  needs_human: number;
+  /** Ended runs by outcome. */
+  outcomes: Record<string, number>;
+}
+
+export interface Campaign {
+  id: string;
+  name: string;
+  status: CampaignStatus;
+  senders: { inbox_id: string; address: string; daily_cap: number }[];
+  /** Steps each lead gets at most (the steps, or stop.max_steps). */
+  steps: number;
+  /** `now`: campaign-clock time (differs from real time only when clock.scale > 1). */
+  clock: { scale: number; now: string };
+  client_id: string | null;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
+  funnel: CampaignFunnel;
+  /** The definition as validated (defaults filled in), leads left out. */
+  spec: Omit<CampaignDefinition, 'leads'> & Record<string, unknown>;
+}
+
+/** One lead's run through a campaign. */
+export interface CampaignRun {
+  id: string;
+  campaign_id: string;
+  lead: { id: string; email: string; timezone: string; timezone_source: string; data: CampaignLead & Record<string, unknown> };
+  /** On every agent call, send, bounce and reply of this run (also on the events). */
+  trace_id: string;
+  status: RunStatus;
+  stage: RunStage;
+  steps_sent: number;
+  inbox_id: string | null;
+  thread_id: string | null;
+  /** Campaign-clock time of the next send (or of the end of the reply wait). */
+  send_at: string | null;
+  out_of_office_until: string | null;
+  /** How the run ended: no_reply, replied, bounced, suppressed, … */
+  outcome: string | null;
+  reply_class: ReplyClass | (string & {}) | null;
+  detail: string | null;
+  attempts: number;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+export interface RunListParams extends PageParams {
+  /** `dead`: the dead-letter queue. */
+  status?: RunStatus;
+}
+
+/** One entry of a run's timeline: an agent call, handoff or decision, or an event of its trace. */
+export interface TraceEntry {
+  at: string;
+  /** Campaign-clock time, for spans (null for events). */
+  sim_at: string | null;
+  kind: 'agent' | 'handoff' | 'decision' | 'send' | 'event' | (string & {});
+  /** The span's name, or the event type (message.sent, message.bounced, …). */
+  name: string;
+  status: string;
+  duration_ms: number;
+  input?: unknown;
+  /** A span's output; an event's data. */
+  output?: unknown;
+  error?: string | null;
+  message_id?: string | null;
+}
+
+export interface RunTrace {
+  run: CampaignRun;
+  /** Oldest first. */
+  timeline: TraceEntry[];
+}
+
+export interface LeadsAdded {
+  added: number;
+  /** Addresses listed twice, or already in the campaign. */
+  skipped: { email: string; reason: string }[];
+  /** CSV rows that were not imported, with why (row 1 is the header); empty for JSON. */
+  problems: { row: number; field?: string; message: string }[];
+}
+
+/** One problem of an `invalid_request` for a campaign (MailroomApiError.errors). */
+export interface CampaignProblem {
+  /** Where in the campaign: "steps.0.subject" (JSON), "steps[1].delay_business_days" (YAML). */
+  path: string;
+  message: string;
+  /** YAML bodies: the 1-based line and column, when known. */
+  line?: number | null;
+  column?: number | null;
+}

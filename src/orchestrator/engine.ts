@@ -433,6 +433,16 @@ export class CampaignEngine {
     }
 
     const view = await this.#d.messages.get(c.principal, reply.id);
+    // A delivery report or an abuse report in the thread is not somebody's answer: it ends the run as
+    // what it reports, whether or not the outbox has matched it to the send yet (that may come a
+    // moment later, from the report job).
+    if ((view.kind === 'bounce' && c.spec.stop.on_bounce) || (view.kind === 'complaint' && c.spec.stop.on_complaint)) {
+      const outcome = view.kind === 'bounce' ? 'bounced' : 'complained';
+      await this.#finish(ctx, outcome, `${view.kind} report ${reply.id} from ${reply.from_address ?? 'the mail system'}`, {
+        also: record(null, 'stop', { report: view.kind }), events: [replyEvent({ action: 'stop', report: view.kind })],
+      });
+      return 'yield';
+    }
     const security = (view.security ?? {}) as { injection?: { level: string; score: number }; auth?: { dmarc?: { result?: string } } };
     const injection = security.injection ? { level: security.injection.level, score: security.injection.score } : null;
     // High risk but delivered (an inbox whose policy only flags): never answered automatically either.

@@ -163,9 +163,9 @@ export class Runs {
   }
 
   /**
-   * Retries a dead-lettered run from the stage it failed in. A run that is not dead throws
-   * `MailroomApiError` (`conflict`). Retried after a lost response (it cannot act twice), so a
-   * `conflict` may also mean that the lost attempt already did it: `get` the run to see.
+   * Retries a dead-lettered run from the stage it failed in. A run already going again answers the
+   * same (so a retry after a lost response is harmless); a run that ended throws
+   * `MailroomApiError` (`conflict`).
    */
   async retry(runId: string, options?: RequestOptions): Promise<CampaignRun> {
     return (await this.#core.request<CampaignRun>({ method: 'POST', path: `/v1/runs/${seg(runId)}/retry`, retry: 'idempotent', options })).data;

@@ -48,10 +48,15 @@ async function openPglite(opts: StoreOptions): Promise<Store> {
   // PGliteThread has the part of PGlite's interface that the dialect uses.
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite: pglite as any }) });
   await migrateToLatest(db);
+  // Received raw messages stay in the spool (inbound/spool.ts); receipts say where.
+  const ranges = {
+    base: opts.dataDir,
+    find: async (sha: string) => (await db.selectFrom('receipts').select('raw_ref').where('raw_sha256', '=', sha).where('raw_ref', 'is not', null).limit(1).executeTakeFirst())?.raw_ref ?? null,
+  };
   return {
     engine: 'pglite',
     db,
-    blobs: new FileBlobStore(path.join(opts.dataDir, 'blobs')),
+    blobs: new FileBlobStore(path.join(opts.dataDir, 'blobs'), ranges),
     pglite,
     async close() {
       await db.destroy(); // closes the PGlite instance too

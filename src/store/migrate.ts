@@ -6,6 +6,7 @@ import * as m003 from './migrations/003-limits.ts';
 import * as m004 from './migrations/004-security.ts';
 import * as m005 from './migrations/005-events.ts';
 import * as m006 from './migrations/006-campaigns.ts';
+import * as m008 from './migrations/008-inbound-throughput.ts';
 
 /**
  * The one migration set, for both engines. Listed statically (not read from a folder) so the order
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '004-security': m004,
   '005-events': m005,
   '006-campaigns': m006,
+  '008-inbound-throughput': m008,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -51,6 +51,8 @@ export interface ReceiptTable {
   received_at: Timestamp;
   state: 'accepted' | 'ingested';
   ingested_at: Timestamp | null;
+  /** Embedded: where the raw stays in the spool (`spool/raw/seg-N:offset:length`); null when it is a blob. Migration 008. */
+  raw_ref: Generated<string | null>;
 }
 
 /** One recipient of a receipt. Its id is the id the message will have once parsed. */

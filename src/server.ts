@@ -7,6 +7,7 @@ import { createApi } from './api/app.ts';
 import { ensureAdminToken } from './auth/bootstrap.ts';
 import type { Config } from './config/config.ts';
 import { DatabaseAcceptor, SpoolAcceptor, type Acceptor } from './inbound/accept.ts';
+import { createAnalyzer } from './inbound/analyzer.ts';
 import { startIngestWorker } from './inbound/ingest.ts';
 import { startSmtpServer, type InboundSmtp } from './inbound/smtp-server.ts';
 import { Inboxes } from './inboxes/inboxes.ts';
@@ -15,7 +16,7 @@ import { createLogger, type Logger } from './log.ts';
 import { Messages } from './messages/messages.ts';
 import { lockDataDir } from './store/data-dir-lock.ts';
 import { openStore, type Store } from './store/database.ts';
-import { cachingResolve, createResolver } from './dns/resolver.ts';
+import { createResolver } from './dns/resolver.ts';
 import { Domains } from './outbound/domains.ts';
 import { Outbox } from './outbound/outbox.ts';
 import { Limits } from './outbound/limits.ts';
@@ -95,14 +96,18 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     const boss = await startBoss(store, (err) => log.error({ err }, 'job engine error'));
     cleanups.push(() => boss.stop({ graceful: true, timeout: 10_000 }));
 
+    // Received mail is parsed and scored on worker threads (inbound/analyzer.ts), with their own
+    // cached resolvers on MAILROOM_DNS_SERVERS.
+    const analyzer = createAnalyzer(store, { auth: { authservId: config.hostname, dnsServers: config.outbound.dnsServers, trustedDomains: config.domains } });
+    cleanups.push(() => analyzer.close());
     const acceptor: Acceptor = store.engine === 'pglite'
-      ? await SpoolAcceptor.open(store, boss, log, config.dataDir)
+      ? await SpoolAcceptor.open(store, boss, log, config.dataDir, { analyzer })
       : new DatabaseAcceptor(store, boss);
     cleanups.push(() => acceptor.close());
 
-    // Sending and receiving share one resolver (MAILROOM_DNS_SERVERS); mailauth gets a cached view of it.
+    await startIngestWorker(store, boss, log, analyzer);
+    // Sending (and webhooks) use one resolver (MAILROOM_DNS_SERVERS).
     const resolver = createResolver(config.outbound.dnsServers);
-    await startIngestWorker(store, boss, log, { authservId: config.hostname, resolve: cachingResolve(resolver), trustedDomains: config.domains });
 
     const inboxes = new Inboxes(store.db, config.domains, { soleWriter: store.engine === 'pglite' });
     const messages = new Messages(store.db, store.blobs, inboxes);

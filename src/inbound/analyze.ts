@@ -1,0 +1,93 @@
+import { authVerdict, type AuthVerdict } from '../intel/auth.ts';
+import { scoreInjection, type InjectionVerdict } from '../intel/injection.ts';
+import { messageKind, type MessageKind } from '../intel/kind.ts';
+import { extractReply } from '../intel/reply/index.ts';
+import { parseMessage, type ParsedMessage } from '../mime/parse.ts';
+import { sha256Hex, type BlobStore } from '../store/blobs.ts';
+import { traceHeaderFields } from './trace.ts';
+
+/**
+ * What ingest learns about one received message without touching the database: the parse
+ * (mailparser), its kind, the authentication verdicts, the reply without its quoted history and the
+ * injection score — all CPU work plus DNS, so it runs outside every transaction, and in embedded
+ * mode on worker threads (`analyzer.ts`) so that it holds up neither SMTP nor the database thread.
+ * The results are plain data: they cross a thread boundary by structured clone.
+ */
+export interface AnalyzeInput {
+  /** Mailroom's trace header followed by the sender's bytes, as stored. */
+  raw: Buffer;
+  trace_size: number;
+  mail_from: string;
+  helo: string | null;
+  remote_address: string | null;
+  /** Return the raw's sha256 (embedded: the raw itself stays in the spool). */
+  hash_raw?: boolean;
+}
+
+export interface Analysis {
+  /** sha256 of `raw` when `hash_raw` asked for it, else null. */
+  raw_sha256: string | null;
+  /** The parse; `attachments[i].content` is empty when the bodies were stored (see `attachments`). */
+  parsed: ParsedMessage;
+  /** Per attachment of `parsed`, once stored; null when the caller must store the bodies itself. */
+  attachments: { sha256: string; size: number }[] | null;
+  kind: MessageKind;
+  /** null when ingest runs without authentication options (some tests). */
+  auth: AuthVerdict | null;
+  /** The reply without quoted history, signature and forwarded blocks; null when nothing was found. */
+  extracted_text: string | null;
+  injection: InjectionVerdict;
+}
+
+/** How `security.auth` is computed: the authserv-id (our host name), a resolver, the domains that count as ours. */
+export interface AuthOptions { authservId: string; resolve: (name: string, rrtype: string) => Promise<unknown>; trustedDomains?: readonly string[] }
+
+/**
+ * Analyses a batch. Parsing is sequential (CPU); the authentication of every message is started as
+ * soon as it is parsed and awaited together, so DNS waits overlap.
+ * `blobs`: when given, attachment bodies are written there and only their hashes are returned;
+ * without it the bodies stay in `parsed.attachments` for the caller.
+ */
+export async function analyzeMessages(inputs: AnalyzeInput[], opts: { auth?: AuthOptions | null; blobs?: BlobStore | null }): Promise<Analysis[]> {
+  const stage: { parsed: ParsedMessage; raw_sha256: string | null; attachments: Analysis['attachments']; kind: MessageKind; auth: Promise<AuthVerdict | null> }[] = [];
+  for (const input of inputs) {
+    const { raw, trace_size } = input;
+    const raw_sha256 = input.hash_raw ? sha256Hex(raw) : null;
+    const sender = raw.subarray(trace_size);
+    // The sender's bytes are parsed on their own and Mailroom's trace headers are added from its own
+    // bytes: a message whose first line starts with a space or tab would otherwise read as a folded
+    // continuation of our Received header, letting a sender append text to a header we vouch for.
+    const parsed = await parseMessage(sender);
+    parsed.headers = [...traceHeaderFields(raw.subarray(0, trace_size)), ...parsed.headers];
+    let attachments: Analysis['attachments'] = null;
+    if (opts.blobs) {
+      attachments = [];
+      for (const a of parsed.attachments) {
+        attachments.push({ sha256: await opts.blobs.put(a.content), size: a.content.length });
+        // Stored: drop the bytes now, so a batch of large messages does not hold every attachment in memory.
+        a.content = Buffer.alloc(0);
+      }
+    }
+    const kind = await messageKind(parsed, sender, input.mail_from);
+    // authVerdict never throws: a failure is a verdict (temperror) with a signal.
+    const auth = opts.auth
+      ? authVerdict(sender, { ip: input.remote_address, helo: input.helo, mailFrom: input.mail_from }, parsed, opts.auth)
+      : Promise.resolve(null);
+    stage.push({ parsed, raw_sha256, attachments, kind, auth });
+  }
+  const out: Analysis[] = [];
+  for (const s of stage) {
+    const auth = await s.auth;
+    const p = s.parsed;
+    let extracted_text: string | null;
+    try {
+      const x = extractReply(p.text, p.html);
+      extracted_text = x.method === 'none' ? null : x.text;
+    } catch {
+      extracted_text = null; // never lose a message to the extractor: the full text stays
+    }
+    const injection = scoreInjection({ subject: p.subject, text: p.text, html: p.html, fromName: p.from?.name, attachments: p.attachments, auth });
+    out.push({ raw_sha256: s.raw_sha256, parsed: p, attachments: s.attachments, kind: s.kind, auth, extracted_text, injection });
+  }
+  return out;
+}

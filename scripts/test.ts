@@ -4,7 +4,7 @@
  * `node --test` (e.g. `npm test -- test/roundtrip.test.ts`).
  *   MAILROOM_TEST_ENGINES=pglite        run one engine only
  *   MAILROOM_TEST_DATABASE_URL=…        PostgreSQL to use (default postgres://postgres@127.0.0.1:5432/test)
- *   MAILROOM_TEST_CONCURRENCY=N         parallel test files (default 3)
+ *   MAILROOM_TEST_CONCURRENCY=N         parallel test files (default 4)
  */
 import { spawn } from 'node:child_process';
 
@@ -12,7 +12,7 @@ const files = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const flags = process.argv.slice(2).filter((a) => a.startsWith('-'));
 const args = [
   '--test',
-  `--test-concurrency=${process.env.MAILROOM_TEST_CONCURRENCY ?? '3'}`,
+  `--test-concurrency=${process.env.MAILROOM_TEST_CONCURRENCY ?? '4'}`,
   '--test-timeout=600000',
   ...flags,
   ...(files.length ? files : ['test/**/*.test.ts']),

@@ -4,7 +4,11 @@ import { EXPECTED, outreachCampaign, scenarioProspects, type ScenarioOptions } f
 import type { Persona, Prospect } from '../../src/orchestrator/demo/personas.ts';
 import { startWorld, type World, type WorldMessage } from '../../src/orchestrator/demo/world.ts';
 import type { CampaignSpecInput } from '../../src/orchestrator/spec.ts';
-import { waitFor, type ApiClient } from './mailroom.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { apiClient, dropSchemas, testEnv, uniqueSchema, waitFor, type ApiClient, type EngineName } from './mailroom.ts';
+import { killAllServes, startServe } from './process.ts';
 
 /**
  * The campaign tests' world: the simulated prospects' mail server (src/orchestrator/demo/world.ts)
@@ -186,3 +190,38 @@ export async function verifyCampaign(api: ApiClient, cw: CampaignWorld, sc: Scen
 }
 
 export const messagesTo = (world: World, address: string): WorldMessage[] => world.received.filter((w) => w.to === address.toLowerCase());
+
+/**
+ * `mailroom serve` as real child processes against the simulated world (the durability tests):
+ * `launch()` starts a world, a fresh store and one process; `restart()` starts another process on
+ * the same store (the world's replies follow it to its new port); `cleanup()` removes it all.
+ */
+export function campaignServes(engine: EngineName, adminToken: string) {
+  const dirs: string[] = [];
+  const schemas: string[] = [];
+  const worlds: CampaignWorld[] = [];
+  const serve = async (cw: CampaignWorld, env: Record<string, string>) => {
+    const p = await startServe(env);
+    cw.world.setMailroom({ host: '127.0.0.1', port: p.smtpPort });
+    return { p, api: apiClient(`http://127.0.0.1:${p.httpPort}`, adminToken) };
+  };
+  return {
+    async launch() {
+      const cw = await startCampaignWorld();
+      worlds.push(cw);
+      const schema = uniqueSchema();
+      schemas.push(schema);
+      const dir = await mkdtemp(path.join(tmpdir(), `mailroom-campaign-${engine}-`));
+      dirs.push(dir);
+      const env = testEnv(engine, dir, schema, { MAILROOM_ADMIN_TOKEN: adminToken, MAILROOM_SMTP_RELAY_URL: cw.world.relayUrl, MAILROOM_LOG_LEVEL: 'warn' });
+      return { cw, env, ...(await serve(cw, env)) };
+    },
+    restart: serve,
+    async cleanup() {
+      await killAllServes();
+      for (const w of worlds) await w.stop();
+      if (engine === 'postgres') for (const s of schemas) await dropSchemas(s);
+      for (const d of dirs) await rm(d, { recursive: true, force: true });
+    },
+  };
+}

@@ -42,7 +42,7 @@ export function scenarioProspects(o: Pick<ScenarioOptions, 'leads' | 'perCompany
 }
 
 export function outreachCampaign(prospects: Prospect[], o: ScenarioOptions): CampaignSpecInput {
-  const [d2, d3] = o.delays ?? [1, 2];
+  const [d2, d3] = o.delays ?? [1, 1];
   return {
     name: o.name ?? `Pilot outreach (${prospects.length} leads)`,
     description: 'A two-week pilot offer to platform teams, with two follow-ups.',

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Prospect } from '../src/orchestrator/demo/personas.ts';
 import { INJECTION_HIDDEN, INJECTION_VISIBLE } from '../src/orchestrator/demo/personas.ts';
-import { allRuns, createScenario, startCampaignWorld, waitCompleted, type CampaignWorld } from './helpers/campaign.ts';
-import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
+import { allRuns, createScenario, startWorldAndMailroom, waitCompleted, type CampaignWorld } from './helpers/campaign.ts';
+import { ENGINES, skipEngine, waitFor, type TestMailroom } from './helpers/mailroom.ts';
 
 /**
  * Campaign safety against the simulated world over real SMTP (issue 6; issue 4's "never reaches a
@@ -19,15 +19,11 @@ for (const engine of ENGINES) {
   describe(`${engine}: campaign safety against the simulated world`, { skip: await skipEngine(engine) }, () => {
     let cw: CampaignWorld;
     let m: TestMailroom;
+    let stop: () => Promise<void>;
     before(async () => {
-      cw = await startCampaignWorld();
-      m = await startTestMailroom(engine, { MAILROOM_SMTP_RELAY_URL: cw.world.relayUrl });
-      cw.world.setMailroom({ host: '127.0.0.1', port: m.smtpPort });
+      ({ cw, m, stop } = await startWorldAndMailroom(engine));
     });
-    after(async () => {
-      await cw?.stop();
-      await m?.destroy();
-    });
+    after(() => stop?.());
 
     test('A high-risk reply escalates to the human address and is never answered automatically, nor shown to the response agent', async () => {
       // Every class would be answered automatically here: only the injection policy stands between the reply and an answer.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { allRuns, createScenario, startCampaignWorld, verifyCampaign, waitCompleted, type CampaignWorld } from './helpers/campaign.ts';
-import { ENGINES, skipEngine, startTestMailroom, type TestMailroom } from './helpers/mailroom.ts';
+import { allRuns, createScenario, startWorldAndMailroom, verifyCampaign, waitCompleted, type CampaignWorld } from './helpers/campaign.ts';
+import { ENGINES, skipEngine, type TestMailroom } from './helpers/mailroom.ts';
 
 /**
  * The 200-lead campaign against the simulated prospects' world over real SMTP (issue 6, first
@@ -14,17 +14,13 @@ for (const engine of ENGINES) {
   describe(`${engine}: campaigns against the simulated world`, { skip: await skipEngine(engine) }, () => {
     let cw: CampaignWorld;
     let m: TestMailroom;
+    let stop: () => Promise<void>;
     before(async () => {
-      cw = await startCampaignWorld();
-      m = await startTestMailroom(engine, { MAILROOM_SMTP_RELAY_URL: cw.world.relayUrl });
-      cw.world.setMailroom({ host: '127.0.0.1', port: m.smtpPort });
+      ({ cw, m, stop } = await startWorldAndMailroom(engine));
       // One shared budget for every send of the server: the campaign must wait for it, never exceed it.
       assert.equal((await m.api('POST', '/v1/limits', { scope: 'global', max: LIMIT.max, window_seconds: LIMIT.seconds })).status, 201);
     });
-    after(async () => {
-      await cw?.stop();
-      await m?.destroy();
-    });
+    after(() => stop?.());
 
     test('a 200-lead, 3-step campaign: every lead ends as its persona implies, and the sink log proves the rules held', async () => {
       const sc = await createScenario(m.api, cw, { leads: 200 });

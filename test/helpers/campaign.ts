@@ -7,7 +7,7 @@ import type { CampaignSpecInput } from '../../src/orchestrator/spec.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { apiClient, dropSchemas, testEnv, uniqueSchema, waitFor, type ApiClient, type EngineName } from './mailroom.ts';
+import { apiClient, dropSchemas, startTestMailroom, testEnv, uniqueSchema, waitFor, type ApiClient, type EngineName, type TestMailroom } from './mailroom.ts';
 import { killAllServes, startServe } from './process.ts';
 
 /**
@@ -224,4 +224,12 @@ export function campaignServes(engine: EngineName, adminToken: string) {
       for (const d of dirs) await rm(d, { recursive: true, force: true });
     },
   };
+}
+
+/** A world and an in-process Mailroom relaying to it (the campaign tests that need no restart). */
+export async function startWorldAndMailroom(engine: EngineName): Promise<{ cw: CampaignWorld; m: TestMailroom; stop(): Promise<void> }> {
+  const cw = await startCampaignWorld();
+  const m = await startTestMailroom(engine, { MAILROOM_SMTP_RELAY_URL: cw.world.relayUrl });
+  cw.world.setMailroom({ host: '127.0.0.1', port: m.smtpPort });
+  return { cw, m, stop: async () => { await cw.stop(); await m.destroy(); } };
 }

@@ -105,7 +105,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       : new DatabaseAcceptor(store, boss);
     cleanups.push(() => acceptor.close());
 
-    await startIngestWorker(store, boss, log, analyzer);
+    await startIngestWorker(store, boss, log, analyzer, acceptor instanceof DatabaseAcceptor ? acceptor : undefined);
     // Sending (and webhooks) use one resolver (MAILROOM_DNS_SERVERS).
     const resolver = createResolver(config.outbound.dnsServers);
 

@@ -7,8 +7,9 @@ import { AutoAnalyze } from '../store/auto-analyze.ts';
 import type { Store } from '../store/database.ts';
 import type { Analysis } from './analyze.ts';
 import { InlineAnalyzer, type Analyzer } from './analyzer.ts';
+import { Burst } from './burst.ts';
 import { writeMessages, type IngestItem } from './ingest.ts';
-import { recordReceipts, type ReceiptEnvelope } from './receipts.ts';
+import { acceptReceipts, recordReceipts, type ReceiptEnvelope } from './receipts.ts';
 import { Spool } from './spool.ts';
 
 /**
@@ -23,19 +24,29 @@ export interface Acceptor {
 
 /**
  * PostgreSQL: one transaction holds the raw blobs, the receipts, their deliveries and the ingest
- * job; its COMMIT (synchronous_commit on) is the fsync that the `250` waits for.
+ * job; its COMMIT (synchronous_commit on) is the fsync that the `250` waits for. Two statements
+ * per transaction whatever the number of messages in it (receipts.ts `acceptReceipts`).
  *
- * Group commit, as the spool does: accepts that arrive while a commit is running are committed
- * together in the next one, so ten connections share one transaction and one WAL flush instead of
- * paying ten. If a group fails, its messages are retried one transaction each, so one message the
- * database refuses is answered 451 alone and the others still get their 250.
+ * Group commit, as the spool does: accepts that arrive while commits are running are committed
+ * together in the next one, so ten connections share a few transactions and WAL flushes instead of
+ * paying ten. Up to MAX_INFLIGHT groups commit at once, on separate connections, so a group need
+ * not wait for the previous one's flush. If a group fails, its messages are retried one
+ * transaction each, so one message the database refuses is answered 451 alone and the others
+ * still get their 250.
  */
+interface Waiting { envelope: ReceiptEnvelope; raw: Buffer; resolve: () => void; reject: (e: Error) => void }
+
 export class DatabaseAcceptor implements Acceptor {
   readonly #store: Store;
   readonly #boss: PgBoss;
-  #queue: { envelope: ReceiptEnvelope; raw: Buffer; resolve: () => void; reject: (e: Error) => void }[] = [];
-  #running: Promise<void> | null = null;
+  #queue: Waiting[] = [];
+  /** Mail arriving in a burst makes this process's ingest wait (burst.ts). */
+  readonly burst = new Burst();
+  /** Called after each commit: the local ingest worker is told there is work (it polls otherwise). */
+  onCommitted: (() => void) | null = null;
+  #inflight = new Set<Promise<void>>();
   static readonly MAX_GROUP = 100;
+  static readonly MAX_INFLIGHT = 2;
 
   constructor(store: Store, boss: PgBoss) {
     this.#store = store;
@@ -45,40 +56,45 @@ export class DatabaseAcceptor implements Acceptor {
   accept(envelope: ReceiptEnvelope, raw: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ envelope, raw, resolve, reject });
-      this.#running ??= this.#loop();
+      this.#pump();
     });
   }
 
-  async #commit(items: { envelope: ReceiptEnvelope; raw: Buffer }[]): Promise<void> {
-    await this.#store.db.transaction().execute(async (trx) => {
-      const receipts = [];
-      for (const { envelope, raw } of items) receipts.push({ envelope, sha256: await this.#store.blobs.put(raw, trx), size: raw.length });
-      await recordReceipts(trx, this.#boss, receipts);
-    });
-  }
-
-  async #loop(): Promise<void> {
-    try {
-      while (this.#queue.length) {
-        const group = this.#queue.splice(0, DatabaseAcceptor.MAX_GROUP);
-        try {
-          await this.#commit(group);
-          for (const g of group) g.resolve();
-        } catch (err) {
-          if (group.length === 1) {
-            group[0].reject(err as Error);
-            continue;
-          }
-          for (const g of group) await this.#commit([g]).then(g.resolve, g.reject);
-        }
-      }
-    } finally {
-      this.#running = null;
+  #pump(): void {
+    while (this.#inflight.size < DatabaseAcceptor.MAX_INFLIGHT && this.#queue.length) {
+      const group = this.#queue.splice(0, DatabaseAcceptor.MAX_GROUP);
+      const running: Promise<void> = this.#group(group).finally(() => {
+        this.#inflight.delete(running);
+        this.#pump();
+      });
+      this.#inflight.add(running);
     }
   }
 
+  #commit(items: { envelope: ReceiptEnvelope; raw: Buffer }[]): Promise<void> {
+    return this.#store.db.transaction().execute((trx) => acceptReceipts(trx, this.#boss, items));
+  }
+
+  async #group(group: Waiting[]): Promise<void> {
+    try {
+      await this.#commit(group);
+      for (const g of group) {
+        this.burst.accepted();
+        g.resolve();
+      }
+    } catch (err) {
+      if (group.length === 1) {
+        group[0].reject(err as Error);
+        return;
+      }
+      for (const g of group) await this.#commit([g]).then(g.resolve, g.reject);
+    }
+    this.onCommitted?.();
+  }
+
   async close(): Promise<void> {
-    await this.#running;
+    this.burst.close();
+    while (this.#inflight.size) await Promise.all(this.#inflight);
   }
 }
 
@@ -98,17 +114,7 @@ interface Spooled {
 /** Messages per spool-writer transaction at most, and batches analysed ahead of the one committing. */
 const WRITER_BATCH = 100;
 const WRITER_AHEAD = 2;
-/**
- * The writer yields to a burst of incoming mail: while BURST_ACCEPTS messages were accepted within
- * the last BURST_WINDOW_MS (200 a second or more), it starts no new batch — unless the oldest
- * waiting message was accepted MAX_DEFER_MS ago, or MAX_DEFER_MESSAGES are waiting. Parsing,
- * scoring and writing cost several times what accepting does (bench/README.md), and on a small
- * machine doing them during the burst slowed every `250`; the burst's messages are durable
- * already, and are readable at most MAX_DEFER_MS later than they would otherwise start being.
- */
-const BURST_ACCEPTS = 10;
-const BURST_WINDOW_MS = 50;
-const MAX_DEFER_MS = 2000;
+/** The writer stops yielding to a burst (burst.ts) once this many messages wait. */
 const MAX_DEFER_MESSAGES = 20_000;
 
 /**
@@ -137,10 +143,8 @@ export class SpoolAcceptor implements Acceptor {
   #backlogBytes = 0;
   #writing: Promise<void> | null = null;
   #drained: (() => void)[] = [];
-  /** When the last BURST_ACCEPTS messages were accepted (a ring). */
-  #recent = new Float64Array(BURST_ACCEPTS).fill(-Infinity);
-  #recentAt = 0;
-  #closing = false;
+  /** Mail arriving in a burst makes the writer wait (burst.ts). */
+  readonly burst = new Burst();
   /** Above this many bytes waiting for the database, new messages wait before being accepted. */
   static readonly MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
 
@@ -170,9 +174,8 @@ export class SpoolAcceptor implements Acceptor {
       await new Promise<void>((r) => this.#drained.push(r));
     }
     const ref = await this.#spool.append(envelope.id, envelope, raw);
-    const now = performance.now();
-    this.#recent[this.#recentAt++ % BURST_ACCEPTS] = now;
-    this.#enqueue({ envelope, raw, ref, at: now });
+    this.burst.accepted();
+    this.#enqueue({ envelope, raw, ref, at: performance.now() });
   }
 
   /** Resolves when everything accepted so far is in the database. */
@@ -188,7 +191,7 @@ export class SpoolAcceptor implements Acceptor {
   }
 
   async close(): Promise<void> {
-    this.#closing = true;
+    this.burst.close();
     await this.flush().catch(() => {});
     await this.#spool.close();
   }
@@ -216,15 +219,11 @@ export class SpoolAcceptor implements Acceptor {
     return { batch, analyses: await this.#analyze(batch) };
   }
 
-  /** Waits while a burst of mail is arriving (see BURST_ACCEPTS), within MAX_DEFER_MS and MAX_DEFER_MESSAGES. */
+  /** Waits while a burst of mail is arriving (burst.ts), unless MAX_DEFER_MESSAGES wait; recovery never waits. */
   async #yieldToBurst(): Promise<void> {
-    for (;;) {
-      const now = performance.now();
-      const oldest = this.#backlog[0];
-      const burst = now - this.#recent[this.#recentAt % BURST_ACCEPTS] < BURST_WINDOW_MS;
-      if (!burst || !oldest || oldest.recovered || now - oldest.at >= MAX_DEFER_MS || this.#backlog.length >= MAX_DEFER_MESSAGES || this.#closing) return;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const oldest = this.#backlog[0];
+    if (!oldest || oldest.recovered) return;
+    await this.burst.settle(oldest.at, () => this.#backlog.length >= MAX_DEFER_MESSAGES);
   }
 
   #analyze(batch: Spooled[]): Promise<Analysis[]> {

@@ -37,9 +37,8 @@ port.on('message', (m: { id: number; inputs: AnalyzeInput[] }) => {
     (results: Analysis[]) => {
       // Large attachment bodies the caller stores itself go back without a copy, when the body is
       // the sole user of its memory (small buffers share Node's pool, which must never be detached).
-      const transfer = results.flatMap((r) => (r.attachments ? [] : r.parsed.attachments
-        .filter((a) => a.content.length >= 65_536 && a.content.byteOffset === 0 && a.content.buffer.byteLength === a.content.length)
-        .map((a) => a.content.buffer as ArrayBuffer)));
+      const transfer = results.flatMap((r) => r.attachments.flatMap((a) => (a.content
+        && a.content.length >= 65_536 && a.content.byteOffset === 0 && a.content.buffer.byteLength === a.content.length ? [a.content.buffer as ArrayBuffer] : [])));
       port.postMessage({ id: m.id, results }, [...new Set(transfer)]);
     },
     (err: Error & { code?: string }) => port.postMessage({ id: m.id, error: { message: String(err?.message ?? err), code: err?.code, stack: err?.stack } }),

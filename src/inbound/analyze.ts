@@ -24,16 +24,31 @@ export interface AnalyzeInput {
   hash_raw?: boolean;
 }
 
+/** An attachment of an analysed message: its metadata, and its body until it is stored. */
+export interface AnalyzedAttachment {
+  filename: string | null;
+  content_type: string;
+  disposition: string | null;
+  content_id: string | null;
+  size: number;
+  /** null until the body is stored; then `content` is dropped. */
+  sha256: string | null;
+  content?: Buffer;
+}
+
+/**
+ * What ingest writes for one message, ready for its rows: the fields it needs as values, and the
+ * jsonb columns already serialised, where the parsing happened (on an analysis thread that is work
+ * the database and SMTP threads do not do, and a string crosses threads cheaper than an object tree).
+ */
 export interface Analysis {
   /** sha256 of `raw` when `hash_raw` asked for it, else null. */
   raw_sha256: string | null;
-  /** The parse; `attachments[i].content` is empty when the bodies were stored (see `attachments`). */
-  parsed: ParsedMessage;
-  /** Per attachment of `parsed`, once stored; null when the caller must store the bodies itself. */
-  attachments: { sha256: string; size: number }[] | null;
-  kind: MessageKind;
-  /** null when ingest runs without authentication options (some tests). */
-  auth: AuthVerdict | null;
+  message: Pick<ParsedMessage, 'from' | 'subject' | 'date' | 'message_id' | 'in_reply_to' | 'references' | 'text' | 'html'>;
+  attachments: AnalyzedAttachment[];
+  json: { to: string; cc: string; reply_to: string; references: string; headers: string; parse_warnings: string; security: string; kind_evidence: string };
+  kind: MessageKind['kind'];
+  return_date: string | null;
   /** The reply without quoted history, signature and forwarded blocks; null when nothing was found. */
   extracted_text: string | null;
   injection: InjectionVerdict;
@@ -49,7 +64,7 @@ export interface AuthOptions { authservId: string; resolve: (name: string, rrtyp
  * without it the bodies stay in `parsed.attachments` for the caller.
  */
 export async function analyzeMessages(inputs: AnalyzeInput[], opts: { auth?: AuthOptions | null; blobs?: BlobStore | null }): Promise<Analysis[]> {
-  const stage: { parsed: ParsedMessage; raw_sha256: string | null; attachments: Analysis['attachments']; kind: MessageKind; auth: Promise<AuthVerdict | null> }[] = [];
+  const stage: { parsed: ParsedMessage; raw_sha256: string | null; attachments: AnalyzedAttachment[]; kind: MessageKind; auth: Promise<AuthVerdict | null> }[] = [];
   for (const input of inputs) {
     const { raw, trace_size } = input;
     const raw_sha256 = input.hash_raw ? sha256Hex(raw) : null;
@@ -59,14 +74,12 @@ export async function analyzeMessages(inputs: AnalyzeInput[], opts: { auth?: Aut
     // continuation of our Received header, letting a sender append text to a header we vouch for.
     const parsed = await parseMessage(sender);
     parsed.headers = [...traceHeaderFields(raw.subarray(0, trace_size)), ...parsed.headers];
-    let attachments: Analysis['attachments'] = null;
-    if (opts.blobs) {
-      attachments = [];
-      for (const a of parsed.attachments) {
-        attachments.push({ sha256: await opts.blobs.put(a.content), size: a.content.length });
-        // Stored: drop the bytes now, so a batch of large messages does not hold every attachment in memory.
-        a.content = Buffer.alloc(0);
-      }
+    const attachments: AnalyzedAttachment[] = [];
+    for (const a of parsed.attachments) {
+      const { content, ...meta } = a;
+      // Stored right away, so a batch of large messages does not hold every attachment in memory.
+      attachments.push(opts.blobs ? { ...meta, size: content.length, sha256: await opts.blobs.put(content) } : { ...meta, size: content.length, sha256: null, content });
+      a.content = Buffer.alloc(0);
     }
     const kind = await messageKind(parsed, sender, input.mail_from);
     // authVerdict never throws: a failure is a verdict (temperror) with a signal.
@@ -87,7 +100,25 @@ export async function analyzeMessages(inputs: AnalyzeInput[], opts: { auth?: Aut
       extracted_text = null; // never lose a message to the extractor: the full text stays
     }
     const injection = scoreInjection({ subject: p.subject, text: p.text, html: p.html, fromName: p.from?.name, attachments: p.attachments, auth });
-    out.push({ raw_sha256: s.raw_sha256, parsed: p, attachments: s.attachments, kind: s.kind, auth, extracted_text, injection });
+    out.push({
+      raw_sha256: s.raw_sha256,
+      message: { from: p.from, subject: p.subject, date: p.date, message_id: p.message_id, in_reply_to: p.in_reply_to, references: p.references, text: p.text, html: p.html },
+      attachments: s.attachments,
+      json: {
+        to: JSON.stringify(p.to),
+        cc: JSON.stringify(p.cc),
+        reply_to: JSON.stringify(p.reply_to),
+        references: JSON.stringify(p.references),
+        headers: JSON.stringify(p.headers),
+        parse_warnings: JSON.stringify(p.warnings),
+        security: JSON.stringify({ ...(auth ? { auth } : {}), injection }),
+        kind_evidence: JSON.stringify(s.kind.evidence),
+      },
+      kind: s.kind.kind,
+      return_date: s.kind.return_date,
+      extracted_text,
+      injection,
+    });
   }
   return out;
 }

@@ -65,8 +65,9 @@ export class ThreadPoolAnalyzer implements Analyzer {
     this.#setup = opts.setup;
     this.#size = Math.max(1, opts.threads);
     this.#blobs = opts.blobs;
+    // Threads start on demand: most Mailrooms (every test's) parse a handful of messages, and a
+    // thread costs a few hundred milliseconds of CPU to load its modules.
     this.#slots = Array.from({ length: this.#size }, () => null);
-    for (let i = 0; i < this.#size; i++) this.#slot(i);
   }
 
   get threads(): number {
@@ -102,9 +103,13 @@ export class ThreadPoolAnalyzer implements Analyzer {
 
   #run(inputs: AnalyzeInput[]): Promise<Analysis[]> {
     if (this.#closed) return Promise.reject(new Error('analyzer is closed'));
-    // The least loaded thread.
-    let best = 0;
-    for (let i = 1; i < this.#size; i++) if ((this.#slots[i]?.load ?? 0) < (this.#slots[best]?.load ?? 0)) best = i;
+    // An idle running thread, else a new one while the pool may grow, else the least loaded.
+    let best = this.#slots.findIndex((x) => x !== null && x.load === 0);
+    if (best < 0) best = this.#slots.findIndex((x) => x === null);
+    if (best < 0) {
+      best = 0;
+      for (let i = 1; i < this.#size; i++) if (this.#slots[i]!.load < this.#slots[best]!.load) best = i;
+    }
     const slot = this.#slot(best);
     const id = ++this.#seq;
     return new Promise((resolve, reject) => {
@@ -123,15 +128,11 @@ export class ThreadPoolAnalyzer implements Analyzer {
     const results = (await Promise.all(parts)).flat();
     // What the thread could not store (blobs are rows on PostgreSQL) is stored here; structured
     // clone turned the bodies into Uint8Arrays.
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i];
-      if (!r.attachments) {
-        r.attachments = [];
-        for (const a of r.parsed.attachments) {
-          const content = Buffer.from(a.content.buffer, a.content.byteOffset, a.content.byteLength);
-          r.attachments.push({ sha256: await this.#blobs.put(content), size: content.length });
-          a.content = Buffer.alloc(0);
-        }
+    for (const r of results) {
+      for (const a of r.attachments) {
+        if (a.sha256 !== null || !a.content) continue;
+        a.sha256 = await this.#blobs.put(Buffer.from(a.content.buffer, a.content.byteOffset, a.content.byteLength));
+        delete a.content;
       }
     }
     return results;

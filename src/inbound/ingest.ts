@@ -12,6 +12,7 @@ import type { Store } from '../store/database.ts';
 import type { Database } from '../store/schema.ts';
 import type { Analysis, AuthOptions } from './analyze.ts';
 import { InlineAnalyzer, type Analyzer } from './analyzer.ts';
+import type { Burst } from './burst.ts';
 import { INGEST_GROUP, type IngestJob } from './receipts.ts';
 
 export type { AuthOptions } from './analyze.ts';
@@ -27,9 +28,13 @@ export type { AuthOptions } from './analyze.ts';
  * `analyzer`: where parsing and scoring run (analyzer.ts); by default on the calling thread,
  * without authentication verdicts.
  */
-export async function ingestReceipts(store: Store, boss: PgBoss, receiptIds: string[], log: Logger, analyzer: Analyzer = new InlineAnalyzer(store.blobs)): Promise<number> {
+export async function ingestReceipts(
+  store: Store, boss: PgBoss, receiptIds: string[], log: Logger, analyzer: Analyzer = new InlineAnalyzer(store.blobs),
+  /** Resolves when this batch may commit (the ingest worker keeps commits in the order jobs were fetched). */
+  turn: Promise<void> = Promise.resolve(),
+): Promise<number> {
   try {
-    return await ingestBatch(store, boss, receiptIds, analyzer);
+    return await ingestBatch(store, boss, receiptIds, analyzer, turn);
   } catch (err) {
     if (receiptIds.length <= 1) throw err;
     // One receipt that cannot be ingested (a value the database refuses, a missing blob) must not
@@ -41,7 +46,7 @@ export async function ingestReceipts(store: Store, boss: PgBoss, receiptIds: str
     let failure: unknown = null;
     for (const id of receiptIds) {
       try {
-        count += await ingestBatch(store, boss, [id], analyzer);
+        count += await ingestBatch(store, boss, [id], analyzer, turn);
       } catch (e) {
         log.error({ err: e, receipt: id }, 'could not ingest a received message; its raw stays stored and the job is retried');
         failure ??= e;
@@ -59,7 +64,7 @@ export interface IngestItem {
   analysis: Analysis;
 }
 
-async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], analyzer: Analyzer): Promise<number> {
+async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], analyzer: Analyzer, turn: Promise<void>): Promise<number> {
   const { db, blobs } = store;
   const receipts = await db.selectFrom('receipts').selectAll().where('id', 'in', receiptIds).where('state', '=', 'accepted').execute();
   if (!receipts.length) return 0;
@@ -68,14 +73,16 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], ana
   // Parse, score and store attachment bodies outside the transaction: CPU, DNS and file I/O must not
   // hold a database connection (PGlite has one). Blobs are content-addressed, so a retry rewrites nothing.
   const inputs = [];
+  const many = blobs.getMany ? await blobs.getMany(receipts.map((r) => r.raw_sha256)) : null;
   for (const r of receipts) {
-    const raw = await blobs.get(r.raw_sha256);
+    const raw = many ? many.get(r.raw_sha256) ?? null : await blobs.get(r.raw_sha256);
     // Logged by ingestReceipts, which isolates the receipt and lets the job be retried.
     if (!raw) throw new Error(`raw message ${r.raw_sha256} of receipt ${r.id} is missing from the blob store`);
     inputs.push({ raw, trace_size: r.trace_size, mail_from: r.mail_from, helo: r.helo, remote_address: r.remote_address });
   }
   const analyses = await analyzer.analyze(inputs);
 
+  await turn;
   return db.transaction().execute(async (trx) => {
     const existing = new Set(
       deliveries.length ? (await trx.selectFrom('messages').select('id').where('id', 'in', deliveries.map((d) => d.id)).execute()).map((m) => m.id) : [],
@@ -107,7 +114,7 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
   );
   const dispositions = todo.map(({ d, item }) => decide(item.analysis.injection, policies.get(d.inbox_id) ?? DEFAULT_POLICY));
   const threads = await assignThreads(trx, todo.map(({ d, item }) => {
-    const p = item.analysis.parsed;
+    const p = item.analysis.message;
     return {
       key: d.id,
       inboxId: d.inbox_id,
@@ -121,7 +128,7 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
   // receipts with many recipients each can exceed that (30 columns per message row).
   const rows = todo.map(({ d, item }, i) => {
     const { receipt: r, analysis: a } = item;
-    const p = a.parsed;
+    const p = a.message;
     return {
       id: d.id,
       inbox_id: d.inbox_id,
@@ -130,44 +137,41 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
       direction: 'inbound' as const,
       from_address: p.from?.address ?? null,
       from_name: p.from?.name || null,
-      to: JSON.stringify(p.to),
-      cc: JSON.stringify(p.cc),
-      reply_to: JSON.stringify(p.reply_to),
+      to: a.json.to,
+      cc: a.json.cc,
+      reply_to: a.json.reply_to,
       subject: p.subject,
       date: p.date,
       message_id: p.message_id,
       in_reply_to: p.in_reply_to,
-      references: JSON.stringify(p.references),
+      references: a.json.references,
       text: p.text,
       html: p.html,
-      headers: JSON.stringify(p.headers),
+      headers: a.json.headers,
       size: r.raw_size,
       raw_sha256: r.raw_sha256,
       received_at: r.received_at,
-      parse_warnings: JSON.stringify(p.warnings),
-      security: JSON.stringify({ ...(a.auth ? { auth: a.auth } : {}), injection: a.injection }),
-      kind: a.kind.kind,
-      return_date: a.kind.return_date,
-      kind_evidence: JSON.stringify(a.kind.evidence),
+      parse_warnings: a.json.parse_warnings,
+      security: a.json.security,
+      kind: a.kind,
+      return_date: a.return_date,
+      kind_evidence: a.json.kind_evidence,
       disposition: dispositions[i],
       extracted_text: a.extracted_text,
     };
   });
   for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('messages').values(rows.slice(i, i + 1000)).execute();
-  const attachmentRows = todo.flatMap(({ d, item }) => {
-    const { parsed: p, attachments } = item.analysis;
-    return p.attachments.map((att, i) => ({
-      id: newId('att'),
-      message_id: d.id,
-      position: i,
-      filename: att.filename,
-      content_type: att.content_type,
-      disposition: att.disposition,
-      content_id: att.content_id,
-      size: attachments![i].size,
-      sha256: attachments![i].sha256,
-    }));
-  });
+  const attachmentRows = todo.flatMap(({ d, item }) => item.analysis.attachments.map((att, i) => ({
+    id: newId('att'),
+    message_id: d.id,
+    position: i,
+    filename: att.filename,
+    content_type: att.content_type,
+    disposition: att.disposition,
+    content_id: att.content_id,
+    size: att.size,
+    sha256: att.sha256!,
+  })));
   // Chunked: a message may carry up to maxAttachments parts, and bind parameters are finite.
   for (let i = 0; i < attachmentRows.length; i += 500) await trx.insertInto('attachments').values(attachmentRows.slice(i, i + 500)).execute();
   // Every decision is an event: message.received (delivered or flagged) or message.quarantined.
@@ -181,9 +185,9 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
       // the subject of held mail: it is attacker-written text, and held mail reaches no
       // consumer (webhook, stream, workflow) until somebody released it.
       data: {
-        from: a.parsed.from?.address ?? null,
-        subject: HELD.includes(disposition) ? null : a.parsed.subject ?? null,
-        disposition, injection: { score: a.injection.score, level: a.injection.level }, kind: a.kind.kind,
+        from: a.message.from?.address ?? null,
+        subject: HELD.includes(disposition) ? null : a.message.subject ?? null,
+        disposition, injection: { score: a.injection.score, level: a.injection.level }, kind: a.kind,
       },
     };
   }));
@@ -194,22 +198,43 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
   return todo.length;
 }
 
-/** Starts this process's ingest workers. Several processes on one PostgreSQL share the queue. */
-export async function startIngestWorker(store: Store, boss: PgBoss, log: Logger, analyzer: Analyzer = new InlineAnalyzer(store.blobs)): Promise<void> {
+/**
+ * Starts this process's ingest workers. Several processes on one PostgreSQL share the queue.
+ * `acceptor`: this process's PostgreSQL acceptor, if any: a commit wakes a worker at once (instead
+ * of after its polling interval), and a burst of incoming mail defers ingest (burst.ts).
+ */
+export async function startIngestWorker(
+  store: Store, boss: PgBoss, log: Logger, analyzer: Analyzer = new InlineAnalyzer(store.blobs),
+  acceptor?: { burst: Burst; onCommitted: (() => void) | null },
+): Promise<void> {
   if (store.engine === 'pglite') await retryOrphanedJobs(store, boss, log, QUEUES.ingest);
   const stats = new AutoAnalyze(store.db);
-  await boss.work<IngestJob>(
+  // Two workers, so that one batch is analysed on the analyzer's threads while the other commits;
+  // commits still happen in the order the batches were fetched, so a process writes its messages
+  // (and their message.received events) in the order it accepted them.
+  let lastTurn = Promise.resolve();
+  const id = await boss.work<IngestJob>(
     QUEUES.ingest,
     // burstWhenBatchFull: a full batch means more are waiting, so fetch again at once instead of
     // sleeping out the polling interval (which capped parsing at batchSize / 0.5 s; see bench/README.md).
-    { batchSize: 4, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true },
+    { batchSize: 10, localConcurrency: 2, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true },
     async (jobs) => {
-      // Jobs hold up to INGEST_GROUP receipts each; a transaction takes one group at most.
-      const ids = jobs.flatMap((j) => j.data.receipt_ids ?? []);
-      let n = 0;
-      for (let i = 0; i < ids.length; i += INGEST_GROUP) n += await ingestReceipts(store, boss, ids.slice(i, i + INGEST_GROUP), log, analyzer);
-      log.debug({ jobs: jobs.length, receipts: ids.length, messages: n }, 'ingested');
-      await stats.added(n);
+      const turn = lastTurn;
+      let done!: () => void;
+      lastTurn = new Promise<void>((r) => { done = r; });
+      try {
+        await acceptor?.burst.settle();
+        // Jobs hold up to INGEST_GROUP receipts each; a transaction takes one group at most.
+        const ids = jobs.flatMap((j) => j.data.receipt_ids ?? []);
+        let n = 0;
+        for (let i = 0; i < ids.length; i += INGEST_GROUP) n += await ingestReceipts(store, boss, ids.slice(i, i + INGEST_GROUP), log, analyzer, turn);
+        log.debug({ jobs: jobs.length, receipts: ids.length, messages: n }, 'ingested');
+        await stats.added(n);
+      } finally {
+        await turn.catch(() => {});
+        done();
+      }
     },
   );
+  if (acceptor) acceptor.onCommitted = () => boss.notifyWorker(id);
 }

@@ -1,4 +1,5 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { sha256Hex } from '../store/blobs.ts';
 import type { PgBoss } from 'pg-boss';
 import { inTransaction, QUEUES } from '../jobs/boss.ts';
 import type { Database } from '../store/schema.ts';
@@ -66,9 +67,52 @@ export async function recordReceipts(
   // One job per group of receipts committed together: the embedded writer commits up to 200 at a
   // time, and a job per receipt made pg-boss's own insert/fetch/complete the largest share of
   // ingest cost on PGlite (bench/README.md). A group is parsed as one batch by the worker.
+  await insertIngestJobs(trx, boss, rows.map((r) => r.envelope.id));
+}
+
+/** One ingest job per INGEST_GROUP receipts, inserted in the caller's transaction. */
+async function insertIngestJobs(trx: Kysely<Database>, boss: PgBoss, receiptIds: string[]): Promise<void> {
   const jobs = [];
-  for (let i = 0; i < rows.length; i += INGEST_GROUP) {
-    jobs.push({ data: { receipt_ids: rows.slice(i, i + INGEST_GROUP).map((r) => r.envelope.id) }, heartbeatSeconds: INGEST_HEARTBEAT_SECONDS });
+  for (let i = 0; i < receiptIds.length; i += INGEST_GROUP) {
+    jobs.push({ data: { receipt_ids: receiptIds.slice(i, i + INGEST_GROUP) }, heartbeatSeconds: INGEST_HEARTBEAT_SECONDS });
   }
-  await boss.insert(QUEUES.ingest, jobs, { db: inTransaction(trx) });
+  if (jobs.length) await boss.insert(QUEUES.ingest, jobs, { db: inTransaction(trx) });
+}
+
+/**
+ * PostgreSQL's accept: `recordReceipts` for messages whose raws go into the `blobs` table, in two
+ * statements whatever the group's size — one for the blobs, receipts and deliveries (a statement
+ * with data-modifying CTEs over arrays, so the foreign keys are checked once it has inserted all
+ * three), one for the ingest jobs — instead of one statement per raw plus three. Every `250` on
+ * PostgreSQL waits for this transaction, so its round trips are what the sender waits for.
+ */
+export async function acceptReceipts(trx: Kysely<Database>, boss: PgBoss, items: { envelope: ReceiptEnvelope; raw: Buffer }[]): Promise<void> {
+  if (!items.length) return;
+  const shas = items.map((i) => sha256Hex(i.raw));
+  const e = items.map((i) => i.envelope);
+  const d = e.flatMap((r) => r.deliveries.map((x) => ({ ...x, receipt_id: r.id })));
+  const { rows } = await sql<{ id: string }>`
+    WITH b AS (
+      INSERT INTO blobs (sha256, size, data)
+      SELECT * FROM unnest(${shas}::text[], ${items.map((i) => i.raw.length)}::int[], ${items.map((i) => i.raw)}::bytea[])
+      ON CONFLICT (sha256) DO NOTHING
+    ), r AS (
+      INSERT INTO receipts (id, mail_from, helo, remote_address, tls, raw_sha256, raw_size, trace_size, received_at, state)
+      SELECT x.*, 'accepted' FROM unnest(
+        ${e.map((r) => r.id)}::text[], ${e.map((r) => r.mail_from)}::text[], ${e.map((r) => r.helo)}::text[],
+        ${e.map((r) => r.remote_address)}::text[], ${e.map((r) => r.tls)}::bool[], ${shas}::text[],
+        ${items.map((i) => i.raw.length)}::int[], ${e.map((r) => r.trace_size)}::int[], ${e.map((r) => r.received_at)}::timestamptz[]
+      ) AS x(id, mail_from, helo, remote_address, tls, raw_sha256, raw_size, trace_size, received_at)
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id
+    ), d AS (
+      INSERT INTO deliveries (id, inbox_id, rcpt_to, receipt_id)
+      SELECT y.* FROM unnest(${d.map((x) => x.id)}::text[], ${d.map((x) => x.inbox_id)}::text[], ${d.map((x) => x.rcpt_to)}::text[], ${d.map((x) => x.receipt_id)}::text[])
+        AS y(id, inbox_id, rcpt_to, receipt_id)
+      WHERE y.receipt_id IN (SELECT id FROM r)
+    )
+    SELECT id FROM r`.execute(trx);
+  // Receipts already there (a retried group) keep the job they had.
+  const fresh = new Set(rows.map((r) => r.id));
+  await insertIngestJobs(trx, boss, e.filter((r) => fresh.has(r.id)).map((r) => r.id));
 }

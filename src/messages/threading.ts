@@ -67,9 +67,11 @@ export async function assignThreads(trx: Kysely<Database>, items: ThreadCandidat
 
   if (newThreads.size) {
     const now = new Date();
-    const rows = [...newThreads.values()].map((t) => ({
-      id: t.id, inbox_id: t.inbox_id, subject: t.subject, message_count: 0, first_message_at: t.first, last_message_at: t.last, created_at: now,
-    }));
+    // A new thread is inserted with its count and time span; only threads that existed get the UPDATE below.
+    const rows = [...newThreads.values()].map((t) => {
+      const c = counts.get(t.id)!;
+      return { id: t.id, inbox_id: t.inbox_id, subject: t.subject, message_count: c.n, first_message_at: c.first, last_message_at: c.last, created_at: now };
+    });
     // Chunked: at most 65,535 bind parameters per statement.
     for (let i = 0; i < rows.length; i += 5000) await trx.insertInto('threads').values(rows.slice(i, i + 5000)).execute();
   }
@@ -78,9 +80,10 @@ export async function assignThreads(trx: Kysely<Database>, items: ThreadCandidat
       await trx.insertInto('thread_refs').values(refRows.slice(i, i + 5000)).onConflict((oc) => oc.columns(['inbox_id', 'ref']).doNothing()).execute();
     }
   }
-  // One statement updates every touched thread's count and time span.
-  const values = [...counts.entries()].map(([id, c]) => sql`(${id}, ${c.n}::int, ${c.first.toISOString()}::timestamptz, ${c.last.toISOString()}::timestamptz)`);
-  await sql`
+  // One statement updates every existing thread's count and time span.
+  const values = [...counts.entries()].filter(([id]) => !newThreads.has(id))
+    .map(([id, c]) => sql`(${id}, ${c.n}::int, ${c.first.toISOString()}::timestamptz, ${c.last.toISOString()}::timestamptz)`);
+  if (values.length) await sql`
     UPDATE threads AS t SET
       message_count = t.message_count + v.n,
       first_message_at = LEAST(t.first_message_at, v.first),

@@ -19,6 +19,8 @@ export interface BlobStore {
   get(sha256: string): Promise<Buffer | null>;
   /** A file store's directory: another thread may open its own `FileBlobStore` on it. */
   readonly root?: string;
+  /** Several blobs in one read, where the store can do that (a table); missing ones are left out. */
+  getMany?(sha256s: string[]): Promise<Map<string, Buffer>>;
 }
 
 export const sha256Hex = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -191,5 +193,12 @@ export class TableBlobStore implements BlobStore {
     if (!SHA_RE.test(sha)) return null;
     const row = await this.#db.selectFrom('blobs').select('data').where('sha256', '=', sha).executeTakeFirst();
     return row ? Buffer.from(row.data) : null;
+  }
+
+  async getMany(shas: string[]): Promise<Map<string, Buffer>> {
+    const valid = shas.filter((sha) => SHA_RE.test(sha));
+    if (!valid.length) return new Map();
+    const rows = await this.#db.selectFrom('blobs').select(['sha256', 'data']).where('sha256', 'in', valid).execute();
+    return new Map(rows.map((r) => [r.sha256, Buffer.from(r.data)]));
   }
 }

@@ -36,6 +36,20 @@ const res = (v: unknown): AuthResult => (typeof v === 'string' ? (v as AuthResul
 const domainOf = (a: string | null | undefined) => (a && a.includes('@') ? addressDomain(a) : null);
 
 /**
+ * `lookalike` compares the domain's skeleton with every trusted domain's, about 25 µs a message;
+ * a burst from one sender asks about one domain, so the answers are kept (a pure function).
+ */
+const lookalikes = new Map<string, ReturnType<typeof lookalike>>();
+function cachedLookalike(domain: string, trusted: readonly string[]): ReturnType<typeof lookalike> {
+  const key = `${domain}\n${trusted.join(',')}`;
+  if (lookalikes.has(key)) return lookalikes.get(key)!;
+  if (lookalikes.size >= 10_000) lookalikes.clear();
+  const v = lookalike(domain, trusted);
+  lookalikes.set(key, v);
+  return v;
+}
+
+/**
  * The sender signals that need no DNS: what the From field and the envelope say about each other,
  * and whether the From domain imitates a trusted one (`trusted`: Mailroom's own domains).
  */
@@ -57,7 +71,7 @@ export function senderSignals(p: Pick<ParsedMessage, 'from' | 'headers'>, mailFr
     }
     // A sender domain that renders like a trusted one (pаypal.com with a Cyrillic а, rnicrosoft.com):
     // lookalike_domain names what it imitates; any other IDN sender domain is reported as such.
-    const look = fromDomain ? lookalike(fromDomain, trusted) : null;
+    const look = fromDomain ? cachedLookalike(fromDomain, trusted) : null;
     if (look?.confusable_with) {
       out.push({ kind: 'lookalike_domain', evidence: `${look.domain_unicode} (${look.domain_ascii}) looks like ${look.confusable_with}${look.mixed_script ? ', mixed scripts' : ''}` });
     } else if (look) {

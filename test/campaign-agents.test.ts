@@ -479,7 +479,9 @@ describe('builtin respond', () => {
     assert.deepEqual(emailsIn('Write to maria.lopez@acme.example. Or (bob+x@sub.acme.co.uk)! not@this, @x.com, a@b').map((e) => e.email), ['maria.lopez@acme.example', 'bob+x@sub.acme.co.uk']);
   });
 
-  test('linear time: 1 MB of adversarial text classifies well under a second', async () => {
+  // Not a speed target (those live in benchmarks): a quadratic or backtracking pattern on 1 MB takes
+  // minutes, a linear one well under a second; 15 s tells them apart even on a loaded CI machine.
+  test('linear time: 1 MB of adversarial text classifies in bounded time (no quadratic or backtracking pattern)', async () => {
     const inputs = [
       'a'.repeat(1_000_000),
       'not '.repeat(250_000),
@@ -501,7 +503,7 @@ describe('builtin respond', () => {
       await respond(respondInput({ text }));
       const ms = performance.now() - t0;
       slowest = Math.max(slowest, ms);
-      assert.ok(ms < 700, `${ms.toFixed(0)} ms on ${JSON.stringify(text.slice(0, 30))}…`);
+      assert.ok(ms < 15_000, `${ms.toFixed(0)} ms on ${JSON.stringify(text.slice(0, 30))}…`);
     }
     console.log(`builtin respond: slowest 1 MB input ${slowest.toFixed(0)} ms`);
   });

@@ -101,11 +101,12 @@ describe('renderTemplate', () => {
     assert.equal(renderTemplate('{{a_b-c2}} {{fields.x-y}}', { 'a_b-c2': 'ok', fields: { 'x-y': 'yes' } }).text, 'ok yes');
   });
 
-  test('a template with a huge unterminated run renders quickly (no backtracking)', () => {
+  // A termination bound, not a speed target: backtracking on this input takes minutes.
+  test('a template with a huge unterminated run renders in bounded time (no backtracking)', () => {
     const tpl = `${'{{'.repeat(200_000)}${' a '.repeat(100_000)}|${'x'.repeat(100_000)}`;
     const t0 = performance.now();
     const r = renderTemplate(tpl, vars);
-    assert.ok(performance.now() - t0 < 500, `took ${performance.now() - t0} ms`);
+    assert.ok(performance.now() - t0 < 10_000, `took ${performance.now() - t0} ms`);
     assert.equal(r.text, tpl);
   });
 });

@@ -89,10 +89,12 @@ for (const engine of ENGINES) {
       const retried = await m.api('POST', `/v1/runs/${dead.id}/retry`);
       assert.equal(retried.status, 200);
       assert.equal((await m.api('POST', `/v1/runs/${dead.id}/retry`)).status, 200, 'retrying a run that is going again answers the same (a lost answer, retried)');
-      await waitCompleted(() => m.api, c.id, 60_000);
+      const run = await waitFor(async () => {
+        const r = (await m.api('GET', `/v1/runs/${dead.id}`)).body;
+        return r.status === 'done' ? r : null;
+      }, 60_000, 'the retried run to finish');
       assert.equal((await m.api('POST', `/v1/runs/${dead.id}/retry`)).status, 409, 'a run that ended cannot be retried');
-      const [run] = await allRuns(m.api, c.id);
-      assert.equal(run.status, 'done');
+      await waitCompleted(() => m.api, c.id, 60_000);
       assert.equal(run.outcome, 'no_reply');
       assert.equal((await waitForMessages(m, lead.id)).length, 1, 'the lead got its message once');
     });

@@ -29,7 +29,8 @@ for (const engine of ENGINES) {
       // Every class would be answered automatically here: only the injection policy stands between the reply and an answer.
       const prospects = [prospect('interested', 1, 'calm-1.example.de'), prospect('injection', 2, 'hostile-2.example.de')];
       const sc = await createScenario(m.api, cw, {
-        leads: 2, prospects,
+        // Three business days before a follow-up: the replies are parsed long before, even on a loaded machine.
+        leads: 2, prospects, delays: [3, 3],
         tweak: (s) => {
           s.responses = { interested: 'reply', question: 'reply', not_interested: 'stop', wrong_person: 'reply' };
           s.reply_template = 'Thanks {{first_name|there}}! Here is the pilot guide you asked about.';

@@ -105,8 +105,9 @@ for (const engine of ENGINES) {
   describe(`${engine}: the idempotency window`, { skip: await skipEngine(engine) }, () => {
     let m: TestMailroom;
     before(async () => {
-      // A window of about 1.8 s stands for the 24 h default.
-      m = await startTestMailroom(engine, { MAILROOM_IDEMPOTENCY_WINDOW_HOURS: '0.0005' });
+      // A window of about 7 s stands for the 24 h default (long enough that the replay below lands
+      // inside it on a loaded machine).
+      m = await startTestMailroom(engine, { MAILROOM_IDEMPOTENCY_WINDOW_HOURS: '0.002' });
     });
     after(async () => { await m?.destroy(); });
 
@@ -116,7 +117,7 @@ for (const engine of ENGINES) {
       const first = await m.api('POST', url, { ...payload(8), idempotency_key: 'k-window' });
       const replay = await m.api('POST', url, { ...payload(8), idempotency_key: 'k-window' });
       assert.equal(replay.body.id, first.body.id);
-      await new Promise((r) => setTimeout(r, 2500));
+      await new Promise((r) => setTimeout(r, 7500));
       const later = await m.api('POST', url, { ...payload(8), idempotency_key: 'k-window' });
       assert.equal(later.status, 202);
       assert.notEqual(later.body.id, first.body.id, 'an expired key is released');

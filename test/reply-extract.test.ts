@@ -50,6 +50,8 @@ describe('extractReply: hand-written cases', () => {
     assert.deepEqual(extractReply('  \n ', ''), { text: '', method: 'none' });
   });
 
+  // A termination bound, not a speed target (those are benchmarks): a backtracking cut on these
+  // inputs takes minutes; 20 s separates the two even on a loaded CI machine.
   test('linear time: 1 MB of "> " lines', () => {
     const t0 = performance.now();
     const out = extractReply('My reply\n\n' + '> \n'.repeat(350_000), null);
@@ -57,8 +59,8 @@ describe('extractReply: hand-written cases', () => {
     const t1 = performance.now();
     extractReply('x\nOn Mon, Jane wrote:\n'.repeat(50_000) + 'On '.repeat(100_000), null);
     const t2 = performance.now();
-    assert.ok(t1 - t0 < 3000, `"> " lines took ${Math.round(t1 - t0)} ms`);
-    assert.ok(t2 - t1 < 3000, `marker lines took ${Math.round(t2 - t1)} ms`);
+    assert.ok(t1 - t0 < 20_000, `"> " lines took ${Math.round(t1 - t0)} ms`);
+    assert.ok(t2 - t1 < 20_000, `marker lines took ${Math.round(t2 - t1)} ms`);
   });
 });
 

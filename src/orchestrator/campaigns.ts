@@ -277,8 +277,16 @@ export class Campaigns {
     return this.get(p, id);
   }
 
-  /** Marks campaigns whose runs have all ended as completed (with an event); returns how many. */
+  /**
+   * Marks campaigns whose runs have all ended as completed (with an event); returns how many. The
+   * check and the update are two statements, so a run retried in between can leave a completed
+   * campaign with a live run: the first statement reopens such campaigns (runs never wait on it).
+   */
   async completeFinished(): Promise<number> {
+    await this.#odb.updateTable('campaigns').set({ status: 'running', completed_at: null, updated_at: new Date() })
+      .where('status', '=', 'completed')
+      .where(({ exists, selectFrom }) => exists(selectFrom('campaign_runs as r').select('r.id').whereRef('r.campaign_id', '=', 'campaigns.id').where('r.status', 'in', LIVE)))
+      .execute();
     const open = await this.#odb.selectFrom('campaigns as c').select(['c.id', 'c.senders'])
       .where('c.status', '=', 'running')
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('campaign_runs as r').select('r.id').whereRef('r.campaign_id', '=', 'c.id').where('r.status', 'not in', ENDED))))

@@ -147,7 +147,9 @@ export class CampaignEngine {
       if (!run || run.job_id !== jobId) return; // replaced by a newer job, or gone
       if (!['pending', 'active', 'waiting'].includes(run.status)) return;
       const c = await this.#campaign(run.campaign_id);
-      if (!c || c.row.status !== 'running') return; // resume queues the run again
+      // Paused: resume queues the run again. A campaign marked completed may have a run going again
+      // (a dead-lettered run retried, leads added): "completed" is a summary, not a stop.
+      if (!c || c.row.status === 'paused' || c.row.status === 'cancelled') return;
       const lead = (await getLead(db, run.lead_id))!;
       const ctx: Ctx = { run, lead, data: lead.data as unknown as Lead, c, now: clockNow(c.clock) };
       try {

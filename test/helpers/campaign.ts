@@ -167,8 +167,21 @@ export async function verifyCampaign(api: ApiClient, cw: CampaignWorld, sc: Scen
       worst = Math.max(worst, i - j + 1);
     }
     assert.ok(worst <= o.limit.max, `at most ${o.limit.max} per ${o.limit.seconds} s at the sink (worst window: ${worst})`);
-    const events = (await api('GET', '/v1/events?types=message.deferred&limit=500')).body.data;
-    deferred = new Set(events.filter((e: any) => e.data?.reason === 'rate_limited').map((e: any) => e.message_id)).size;
+    // Held back by the limit: deferred by the send worker (an event), or scheduled later at submit
+    // (the send's delivery.scheduled_at, on the run's trace).
+    const held = new Set<string>();
+    for (let after = ''; ;) {
+      const page = (await api('GET', `/v1/events?types=message.deferred&limit=500${after ? `&after=${after}` : ''}`)).body;
+      for (const e of page.data) if (e.data?.reason === 'rate_limited') held.add(e.message_id);
+      if (page.data.length < 500) break;
+      after = page.next_cursor;
+    }
+    for (const r of runs) {
+      for (const e of (await api('GET', `/v1/runs/${r.id}/trace`)).body.timeline) {
+        if (e.kind === 'send' && e.output?.scheduled_at && Date.parse(e.output.scheduled_at) > Date.parse(e.at) + 500) held.add(e.output.message_id);
+      }
+    }
+    deferred = held.size;
   }
 
   // 6. The funnel is what the sink received: per step, and replies by class per persona reaction.

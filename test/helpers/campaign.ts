@@ -101,7 +101,19 @@ export async function verifyCampaign(api: ApiClient, cw: CampaignWorld, sc: Scen
   // The last sends may still be on their way from the outbox (a rate limit holds them).
   const stepKey = (to: string, step: string) => `${to}#${step}`;
   const atWorld = () => new Set([...mine().map((w) => stepKey(w.to, w.mailroomHeaders['x-mailroom-step'])), ...world.refused.map((r) => stepKey(r.to, '1'))]).size;
-  await waitFor(async () => atWorld() >= handed, 60_000, `the world to receive all ${handed} campaign sends (has ${atWorld()})`);
+  await waitFor(async () => atWorld() >= handed, 60_000, `the world to receive all ${handed} campaign sends`).catch(async (err) => {
+    // Say which sends never arrived, and where the outbox has them.
+    const got = new Set([...mine().map((w) => stepKey(w.to, w.mailroomHeaders['x-mailroom-step'])), ...world.refused.map((r) => stepKey(r.to, '1'))]);
+    const missing: string[] = [];
+    for (const r of await allRuns(api, sc.id)) {
+      for (const e of (await api('GET', `/v1/runs/${r.id}/trace`)).body.timeline) {
+        if (e.kind !== 'send' || got.has(stepKey(r.lead.email.toLowerCase(), e.name.replace('send step ', '')))) continue;
+        const d = (await api('GET', `/v1/messages/${e.output?.message_id}`)).body.delivery;
+        missing.push(`${r.lead.email} ${e.name} ${e.output?.message_id}: ${JSON.stringify(d?.recipients?.[0] ?? d)}`);
+      }
+    }
+    throw new Error(`${err.message} (has ${atWorld()}); missing: ${missing.slice(0, 5).join(' | ')}`);
+  });
   await world.settled();
 
   const runs = await allRuns(api, sc.id);

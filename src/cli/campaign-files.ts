@@ -33,6 +33,7 @@ export function campaignText(c: any): string {
     `replied          ${total}  (${pct(total, f.sent_per_step[0] ?? 0)} of first messages)`,
     ...replied.map(([k, n]) => `  ${k.padEnd(15)}${n}`),
     `bounced          ${f.bounced}`,
+    ...(f.cancelled ? [`cancelled        ${f.cancelled}  (in the outbox when their address was suppressed)`] : []),
     `complained       ${f.complained}`,
     `unsubscribed     ${f.unsubscribed}`,
     `suppressed       ${f.suppressed}`,

@@ -97,6 +97,11 @@ interface Ctx {
 type Next = 'continue' | 'yield';
 
 const CACHE_MS = 2_000;
+/**
+ * A run waiting for its last message to leave the outbox looks again after this; message.sent
+ * wakes it sooner, except in the moment between its look and its commit.
+ */
+const DELIVERY_RECHECK_MS = 5_000;
 /** Which process made a call, on its trace: with several orchestrator processes, an operator can tell. */
 const WORKER = `${hostname()}:${process.pid}`;
 const MAX_HOPS = 16;
@@ -267,10 +272,21 @@ export class CampaignEngine {
     const { run, data, lead, c, now } = ctx;
     const step = c.spec.steps[run.step];
     const sent = await sentSteps(this.#d.db, run.id);
+    // A follow-up is decided only once its predecessor has left the outbox (a rate limit may hold
+    // it there for a while): its delay counts from when it really went, and a bounce at the
+    // remote's RCPT is known before the next step is. message.sent (or bounced) wakes the run.
+    if (sent.some((x) => x.pending)) {
+      await this.#commit(ctx, { status: 'waiting' }, {
+        job: newJob(new Date(Date.now() + DELIVERY_RECHECK_MS)),
+        spans: [this.#decision(ctx, `waiting for step ${run.step} to leave the outbox`, { message_id: sent.find((x) => x.pending)!.message_id })],
+      });
+      return 'yield';
+    }
+    const sentAt = (x: (typeof sent)[number]) => (x.delivered_at ? clockNow(c.clock, x.delivered_at.getTime()) : x.sim_at);
     const call = await callRole('sequence', c.agents, {
       lead: data,
       timezone: lead.timezone,
-      history: { sent: sent.map((s) => ({ step: s.step, at: iso(s.sim_at) })), out_of_office_until: run.ooo_until },
+      history: { sent: sent.map((s) => ({ step: s.step, at: iso(sentAt(s)) })), out_of_office_until: run.ooo_until },
       policy: { next_step: run.step, step_count: c.spec.steps.length, max_steps: this.#stepCount(c), delay_business_days: step.delay_business_days, send_window: c.spec.send_window },
       now: iso(now),
     }, this.#roleCtx(ctx), this.#o.agentTimeoutMs);

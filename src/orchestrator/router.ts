@@ -21,7 +21,7 @@ import { orchestratorDb } from './tables.ts';
  */
 export const ROUTED_TYPES = [
   'message.received', 'message.quarantined', 'message.released',
-  'message.bounced', 'message.failed', 'message.complained', 'message.suppressed', 'message.unsubscribed',
+  'message.sent', 'message.bounced', 'message.failed', 'message.complained', 'message.suppressed', 'message.unsubscribed',
 ];
 
 const CURSOR_KEY = 'campaign_router_cursor';
@@ -96,7 +96,13 @@ export class CampaignRouter {
       let count = 0;
       for (let pages = 0; pages < 10; pages++) {
         const page = await feed.read(null, { after: at, types: ROUTED_TYPES, limit: PAGE });
-        if (page.data.length) count += (await wakeRuns(trx, this.#o.boss, await runsForEvents(trx, routeKeys(page.data)))).length;
+        if (page.data.length) {
+          const keys = routeKeys(page.data);
+          count += (await wakeRuns(trx, this.#o.boss, await runsForEvents(trx, keys))).length;
+          // A message leaving the outbox matters only to a run waiting for exactly that (stage
+          // sequence): waking a run that is busy would make it redo the step it is on.
+          count += (await wakeRuns(trx, this.#o.boss, await runsForEvents(trx, { outboundIds: keys.sentIds, threadIds: [], senders: [], suppressed: [] }), { waitingIn: 'sequence' })).length;
+        }
         if (page.next_cursor) at = page.next_cursor;
         if (page.data.length < PAGE) break;
       }
@@ -109,12 +115,15 @@ export class CampaignRouter {
 
 /** What in each event can name a run: the outbound message, the thread, the sender, a suppressed address. */
 function routeKeys(events: EventView[]) {
+  const sentIds: string[] = [];
   const outboundIds: string[] = [];
   const threadIds: string[] = [];
   const senders: { inboxId: string; address: string }[] = [];
   const suppressed: string[] = [];
   for (const e of events) {
-    if (['message.received', 'message.quarantined', 'message.released'].includes(e.type)) {
+    if (e.type === 'message.sent') {
+      if (e.message_id) sentIds.push(e.message_id);
+    } else if (['message.received', 'message.quarantined', 'message.released'].includes(e.type)) {
       if (e.thread_id) threadIds.push(e.thread_id);
       const from = typeof e.data.from === 'string' ? e.data.from : null;
       if (from && e.inbox_id) senders.push({ inboxId: e.inbox_id, address: from });
@@ -124,7 +133,7 @@ function routeKeys(events: EventView[]) {
       if (recipient) suppressed.push(recipient);
     }
   }
-  return { outboundIds, threadIds, senders, suppressed };
+  return { outboundIds, threadIds, senders, suppressed, sentIds };
 }
 
 async function readCursor(db: Kysely<Database>): Promise<string | null | undefined> {

@@ -191,10 +191,19 @@ export async function firstSendAt(db: Kysely<Database>, runId: string): Promise<
   return r ? new Date(r.created_at) : null;
 }
 
-export async function sentSteps(db: Kysely<Database>, runId: string): Promise<{ step: number; sim_at: Date }[]> {
-  const rows = await orchestratorDb(db).selectFrom('campaign_sends').select(['step', 'sim_at'])
-    .where('run_id', '=', runId).where('status', '=', 'sent').orderBy('step').execute();
-  return rows.map((r) => ({ step: r.step, sim_at: new Date(r.sim_at) }));
+/**
+ * The steps a run sent, each with the real time it left the outbox (the remote server's answer),
+ * or null while it is still in the outbox (queued, held by a rate limit, being sent).
+ */
+export async function sentSteps(db: Kysely<Database>, runId: string): Promise<{ step: number; sim_at: Date; message_id: string | null; delivered_at: Date | null; pending: boolean }[]> {
+  const rows = await orchestratorDb(db).selectFrom('campaign_sends as s')
+    .leftJoin('outbound_recipients as r', 'r.message_id', 's.message_id')
+    .select(['s.step', 's.sim_at', 's.message_id'])
+    .select(sql<Date | null>`max(coalesce(r.sent_at, CASE WHEN r.status IN ('bounced', 'failed', 'suppressed') THEN r.updated_at END))`.as('delivered_at'))
+    .select(sql<boolean>`bool_or(r.status IN ('queued', 'deferred', 'sending'))`.as('pending'))
+    .where('s.run_id', '=', runId).where('s.status', '=', 'sent')
+    .groupBy(['s.step', 's.sim_at', 's.message_id']).orderBy('s.step').execute();
+  return rows.map((r) => ({ step: r.step, sim_at: new Date(r.sim_at), message_id: r.message_id, delivered_at: r.delivered_at ? new Date(r.delivered_at) : null, pending: !!r.pending }));
 }
 
 // ---- history for the agents ----
@@ -287,10 +296,12 @@ export async function runsForEvents(db: Kysely<Database>, q: { outboundIds: stri
  * job finds itself stale and exits), so the run looks at what happened within the second.
  * Runs not in a live state are left alone. Returns the runs woken.
  */
-export async function wakeRuns(trx: Kysely<Database>, boss: PgBoss, runIds: string[]): Promise<string[]> {
+export async function wakeRuns(trx: Kysely<Database>, boss: PgBoss, runIds: string[], o: { waitingIn?: RunTable['stage'] } = {}): Promise<string[]> {
   if (!runIds.length) return [];
   const odb = orchestratorDb(trx);
-  const rows = await odb.selectFrom('campaign_runs').select(['id']).where('id', 'in', runIds).where('status', 'in', ['active', 'waiting']).execute();
+  let q = odb.selectFrom('campaign_runs').select(['id']).where('id', 'in', runIds);
+  q = o.waitingIn ? q.where('status', '=', 'waiting').where('stage', '=', o.waitingIn) : q.where('status', 'in', ['active', 'waiting']);
+  const rows = await q.execute();
   const jobs = rows.map((r) => ({ runId: r.id, jobId: randomUUID() }));
   for (const j of jobs) {
     await odb.updateTable('campaign_runs').set({ job_id: j.jobId, version: sql`version + 1`, updated_at: new Date() }).where('id', '=', j.runId).execute();
@@ -307,8 +318,10 @@ export interface Funnel {
   status: Record<string, number>;
   /** Runs that have not sent their first message yet. */
   queued: number;
-  /** Messages handed to the outbox, per step (index 0 = first message). */
+  /** Messages handed to the outbox, per step (index 0 = first message), less those it cancelled. */
   sent_per_step: number[];
+  /** Handed to the outbox, then cancelled there before they went (the address was suppressed meanwhile). */
+  cancelled: number;
   replied: Record<string, number>;
   bounced: number;
   complained: number;
@@ -329,8 +342,14 @@ export async function funnel(db: Kysely<Database>, campaignId: string, stepCount
     .where('campaign_id', '=', campaignId).groupBy('status').execute();
   const byOutcome = await odb.selectFrom('campaign_runs').select(['outcome']).select(sql<string>`count(*)`.as('n'))
     .where('campaign_id', '=', campaignId).where('outcome', 'is not', null).groupBy('outcome').execute();
-  const perStep = await odb.selectFrom('campaign_sends').select(['step']).select(sql<string>`count(*)`.as('n'))
-    .where('campaign_id', '=', campaignId).where('status', '=', 'sent').groupBy('step').execute();
+  // A send the outbox cancelled before it went (its address was suppressed meanwhile) was not sent.
+  const perStep = await odb.selectFrom('campaign_sends as s').select(['s.step']).select(sql<string>`count(DISTINCT s.run_id)`.as('n'))
+    .where('s.campaign_id', '=', campaignId).where('s.status', '=', 'sent')
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('outbound_recipients as r').select('r.id').whereRef('r.message_id', '=', 's.message_id').where('r.status', '=', 'suppressed'))))
+    .groupBy('s.step').execute();
+  const cancelled = await odb.selectFrom('campaign_sends as s').innerJoin('outbound_recipients as r', 'r.message_id', 's.message_id')
+    .select(sql<string>`count(DISTINCT s.message_id)`.as('n'))
+    .where('s.campaign_id', '=', campaignId).where('r.status', '=', 'suppressed').executeTakeFirst();
   const replies = await odb.selectFrom('campaign_replies').select(['classification']).select(sql<string>`count(*)`.as('n'))
     .where('campaign_id', '=', campaignId).where('classification', 'is not', null).groupBy('classification').execute();
   const notSent = await odb.selectFrom('campaign_runs as r').select(sql<string>`count(*)`.as('n'))
@@ -347,6 +366,7 @@ export async function funnel(db: Kysely<Database>, campaignId: string, stepCount
     status,
     queued: Number(notSent?.n ?? 0),
     sent_per_step: sent,
+    cancelled: Number(cancelled?.n ?? 0),
     replied: Object.fromEntries(replies.map((r) => [r.classification!, Number(r.n)])),
     bounced: o('bounced'),
     complained: o('complained'),

@@ -574,6 +574,8 @@ export interface CampaignFunnel {
   queued: number;
   /** Messages handed to the outbox per step (index 0: the first message). */
   sent_per_step: number[];
+  /** Handed to the outbox, then cancelled there before they went (the address was suppressed meanwhile). */
+  cancelled: number;
   /** Replies handled, by classification. */
   replied: Partial<Record<ReplyClass, number>> & Record<string, number>;
   bounced: number;

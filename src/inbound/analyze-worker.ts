@@ -1,5 +1,3 @@
-import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { cachingResolve, createResolver } from '../dns/resolver.ts';
 import { FileBlobStore } from '../store/blobs.ts';
@@ -18,16 +16,6 @@ const auth = setup.auth
 // Synchronous file writes: this thread has nothing else to do meanwhile (see FileBlobStore.putSync).
 const files = setup.blobRoot ? new FileBlobStore(setup.blobRoot) : null;
 const blobs = files ? { put: async (data: Buffer) => files.putSync(data), get: (sha: string) => files.get(sha) } : null;
-
-// Background work: on Linux a thread can lower its own priority (its tid is a pid to setpriority),
-// so that parsing soaks up idle CPU without slowing the SMTP replies on the main thread.
-if (setup.nice) {
-  try {
-    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), setup.nice);
-  } catch {
-    // Not Linux, or not permitted: run at the process's priority.
-  }
-}
 
 const toBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 

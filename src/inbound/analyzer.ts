@@ -26,8 +26,6 @@ export interface WorkerSetup {
   auth: PoolAuthOptions | null;
   /** Embedded mode: the file blob store's root, written to directly by the thread. */
   blobRoot: string | null;
-  /** Scheduling priority (nice) for the thread, 0 to leave it. */
-  nice: number;
 }
 
 export class InlineAnalyzer implements Analyzer {
@@ -152,16 +150,13 @@ export class ThreadPoolAnalyzer implements Analyzer {
 
 /**
  * The analyzer for a running Mailroom: a pool of `threads` worker threads (default: as many as
- * cores, at least 2, at most 4), each at a lower scheduling priority (`nice`, default 10, Linux
- * only) than the SMTP and database threads, so that parsing soaks up spare CPU rather than slowing
- * the `250`s. Embedded mode passes the file blob store's root so the threads write attachment
- * files themselves; on PostgreSQL blobs are rows, stored by the calling thread.
+ * cores, at least 2, at most 4). Embedded mode passes the file blob store's root so the threads
+ * write attachment files themselves; on PostgreSQL blobs are rows, stored by the calling thread.
+ * The threads run at the process's priority. A lower one (nice 10 was tried) starved ingest on a
+ * machine shared with other work; what keeps parsing from slowing the SMTP replies is that ingest
+ * yields to bursts of mail (burst.ts).
  */
-export function createAnalyzer(store: Store, opts: { auth: PoolAuthOptions | null; threads?: number; nice?: number }): Analyzer {
+export function createAnalyzer(store: Store, opts: { auth: PoolAuthOptions | null; threads?: number }): Analyzer {
   const threads = opts.threads ?? Math.min(4, Math.max(2, availableParallelism()));
-  return new ThreadPoolAnalyzer({
-    threads,
-    blobs: store.blobs,
-    setup: { auth: opts.auth, blobRoot: store.blobs.root ?? null, nice: opts.nice ?? 10 },
-  });
+  return new ThreadPoolAnalyzer({ threads, blobs: store.blobs, setup: { auth: opts.auth, blobRoot: store.blobs.root ?? null } });
 }

@@ -30,8 +30,9 @@ export interface IngestJob {
 }
 
 /**
- * Writes receipts, their deliveries and one ingest job each, in the caller's transaction, so the
- * job exists exactly when the receipt does. Idempotent on receipt id (spool recovery replays).
+ * Writes receipts, their deliveries and their ingest jobs, in the caller's transaction, so the job
+ * exists exactly when the receipt does. Idempotent on receipt id. The embedded spool writer uses
+ * it for a record it could not ingest directly (accept.ts); tests use it to make such receipts.
  */
 export async function recordReceipts(
   trx: Kysely<Database>,
@@ -64,9 +65,9 @@ export async function recordReceipts(
   // supervisor about a minute later, instead of staying claimed for the queue's expireInSeconds
   // (300 s) while its acknowledged message stays unparsed (test/crash.test.ts, D3). The worker
   // refreshes it every heartbeatSeconds / 2 while the job runs; 10 s is pg-boss's minimum.
-  // One job per group of receipts committed together: the embedded writer commits up to 200 at a
-  // time, and a job per receipt made pg-boss's own insert/fetch/complete the largest share of
-  // ingest cost on PGlite (bench/README.md). A group is parsed as one batch by the worker.
+  // One job per group of receipts committed together: a job per receipt made pg-boss's own
+  // insert/fetch/complete the largest share of ingest cost (bench/README.md). A group is parsed as
+  // one batch by the worker.
   await insertIngestJobs(trx, boss, rows.map((r) => r.envelope.id));
 }
 

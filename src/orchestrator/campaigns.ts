@@ -289,6 +289,8 @@ export class Campaigns {
       .execute();
     const open = await this.#odb.selectFrom('campaigns as c').select(['c.id', 'c.senders'])
       .where('c.status', '=', 'running')
+      // A campaign without leads yet is waiting for them, not done.
+      .where(({ exists, selectFrom }) => exists(selectFrom('campaign_runs as r').select('r.id').whereRef('r.campaign_id', '=', 'c.id')))
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('campaign_runs as r').select('r.id').whereRef('r.campaign_id', '=', 'c.id').where('r.status', 'not in', ENDED))))
       .execute();
     for (const c of open) {

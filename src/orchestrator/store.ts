@@ -46,15 +46,22 @@ export class StaleRun extends Error {
   }
 }
 
-export interface JobRequest { jobId: string; startAfter?: Date }
+/**
+ * Job priorities (pg-boss fetches higher first): a wake-up (a reply, a bounce) before a run's own
+ * next step or timer, and those before the first step of a run not started yet — so a follow-up
+ * that comes due, or an answer to a reply, does not wait behind a large import's first steps.
+ */
+export const PRIORITY = { start: 0, step: 1, wake: 2 } as const;
+
+export interface JobRequest { jobId: string; startAfter?: Date; priority?: number }
 
 export const newJob = (startAfter?: Date): JobRequest => ({ jobId: randomUUID(), startAfter });
 
 /** Queues run jobs in the caller's transaction: they exist if and only if the state that needs them commits. */
-export async function queueRunJobs(trx: Kysely<Database>, boss: PgBoss, jobs: { runId: string; jobId: string; startAfter?: Date }[]): Promise<void> {
+export async function queueRunJobs(trx: Kysely<Database>, boss: PgBoss, jobs: { runId: string; jobId: string; startAfter?: Date; priority?: number }[]): Promise<void> {
   for (let i = 0; i < jobs.length; i += 1000) {
     await boss.insert(QUEUES.campaign, jobs.slice(i, i + 1000).map((j) => ({
-      id: j.jobId, data: { run_id: j.runId }, heartbeatSeconds: 30,
+      id: j.jobId, data: { run_id: j.runId }, heartbeatSeconds: 30, priority: j.priority ?? PRIORITY.start,
       // pg-boss takes a Date or seconds; a time in the past simply means now.
       startAfter: j.startAfter && j.startAfter.getTime() > Date.now() ? j.startAfter : undefined,
     })), { db: inTransaction(trx) });
@@ -89,7 +96,7 @@ export async function commitRun(db: Kysely<Database>, boss: PgBoss, run: RunRow,
     if (o.spans?.length) await insertSpans(trx, run, o.spans);
     if (o.events?.length) await appendEvents(trx as unknown as Kysely<Database>, o.events, now);
     if (o.also) await o.also(trx);
-    if (o.job) await queueRunJobs(trx as unknown as Kysely<Database>, boss, [{ runId: run.id, ...o.job }]);
+    if (o.job) await queueRunJobs(trx as unknown as Kysely<Database>, boss, [{ runId: run.id, priority: PRIORITY.step, ...o.job }]);
     return updated;
   });
 }
@@ -302,7 +309,7 @@ export async function wakeRuns(trx: Kysely<Database>, boss: PgBoss, runIds: stri
   let q = odb.selectFrom('campaign_runs').select(['id']).where('id', 'in', runIds);
   q = o.waitingIn ? q.where('status', '=', 'waiting').where('stage', '=', o.waitingIn) : q.where('status', 'in', ['active', 'waiting']);
   const rows = await q.execute();
-  const jobs = rows.map((r) => ({ runId: r.id, jobId: randomUUID() }));
+  const jobs = rows.map((r) => ({ runId: r.id, jobId: randomUUID(), priority: PRIORITY.wake }));
   for (const j of jobs) {
     await odb.updateTable('campaign_runs').set({ job_id: j.jobId, version: sql`version + 1`, updated_at: new Date() }).where('id', '=', j.runId).execute();
   }

@@ -9,6 +9,7 @@ import type { Config } from './config/config.ts';
 import { DatabaseAcceptor, SpoolAcceptor, type Acceptor } from './inbound/accept.ts';
 import { createAnalyzer } from './inbound/analyzer.ts';
 import { startIngestWorker } from './inbound/ingest.ts';
+import { hasUnreadReceipt } from './inbound/receipts.ts';
 import { startSmtpServer, type InboundSmtp } from './inbound/smtp-server.ts';
 import { Inboxes } from './inboxes/inboxes.ts';
 import { startBoss } from './jobs/boss.ts';
@@ -156,6 +157,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     }
     const orchestrator = await startOrchestrator({
       store, db: store.db, boss, tail, outbox, messages, inboxes, log, registry,
+      unreadInbound: async (inboxId) => acceptor.holdsUnwritten(inboxId) || hasUnreadReceipt(store.db, inboxId),
       options: { agentTimeoutMs: config.campaigns.agentTimeoutMs, maxAttempts: config.campaigns.maxAttempts, retryBaseMs: config.campaigns.retryBaseMs, ...opts.engine },
     });
     cleanups.push(() => orchestrator.stop());

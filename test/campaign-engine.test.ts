@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { newId } from '../src/ids.ts';
+import { ingestReceipts } from '../src/inbound/ingest.ts';
 import { builtinPersonalize } from '../src/orchestrator/agents/personalize.ts';
 import type { AgentRegistry, PersonalizeAgent, RespondAgent } from '../src/orchestrator/roles.ts';
 import { allRuns, waitCompleted } from './helpers/campaign.ts';
@@ -201,6 +203,45 @@ for (const engine of ENGINES) {
       assert.equal(run.outcome, 'suppressed');
       assert.equal(run.steps_sent, 1);
       assert.equal((await m.api('GET', `/v1/inboxes/${lead.id}/messages`)).body.data.length, 1);
+    });
+
+    test('D1: a follow-up waits while a reply acknowledged with 250 is not parsed yet (its ingest worker died), and that reply, once parsed, stops the run', async () => {
+      const lead = await inbox('unread-lead', 'agents.test');
+      const c = (await m.api('POST', '/v1/campaigns', base([lead.address], {
+        steps: [{ subject: 'First', text: 'One' }, { text: 'Two', delay_business_days: 0.1 }],
+        stop: { final_wait_business_days: 2 },
+      }))).body;
+      const [first] = await waitForMessages(m, lead.id);
+      // The lead's reply as a crash leaves it: its receipt and delivery committed (the 250 went), its
+      // ingest job held by a worker that died, so no message row yet. Here: no job at all, until below.
+      const id = newId('rcv');
+      const ref = first.message_id.startsWith('<') ? first.message_id : `<${first.message_id}>`;
+      const raw = Buffer.from([
+        `From: Kim <${lead.address}>`, `To: ${sender.address}`, 'Subject: Re: First', `Message-ID: <${id}@agents.test>`,
+        `In-Reply-To: ${ref}`, `References: ${ref}`, `Date: ${new Date().toUTCString()}`, '',
+        'Yes, interested. Can we talk on Thursday?', '',
+      ].join('\r\n'));
+      const sha256 = await m.store.blobs.put(raw);
+      await m.store.db.transaction().execute(async (trx) => {
+        await trx.insertInto('receipts').values({
+          id, mail_from: lead.address, helo: 'agents.test', remote_address: '127.0.0.1', tls: false, raw_sha256: sha256, raw_size: raw.length,
+          trace_size: 0, received_at: new Date(), state: 'accepted',
+        }).execute();
+        await trx.insertInto('deliveries').values({ id: newId('msg'), receipt_id: id, inbox_id: sender.id, rcpt_to: sender.address }).execute();
+      });
+      // Step 2 is due 2.4 campaign hours (2.4 s) after step 1; it must not go while the reply is unread.
+      await waitFor(async () => (await allRuns(m.api, c.id))[0].stage === 'send' || null, 15_000, 'the run waiting for step 2');
+      await new Promise((r) => setTimeout(r, 6_000));
+      assert.equal((await m.api('GET', `/v1/inboxes/${lead.id}/messages`)).body.data.length, 1, 'no follow-up while mail to the inbox is unread');
+      assert.equal((await allRuns(m.api, c.id))[0].status, 'waiting');
+      // The job is retried (here: run by hand): the reply is parsed, the router wakes the run, it ends.
+      assert.equal(await ingestReceipts(m.store, m.boss, [id], m.log), 1);
+      await waitCompleted(() => m.api, c.id, 30_000);
+      const [run] = await allRuns(m.api, c.id);
+      assert.equal(run.outcome, 'replied');
+      assert.equal(run.reply_class, 'interested');
+      assert.equal(run.steps_sent, 1);
+      assert.equal((await m.api('GET', `/v1/inboxes/${lead.id}/messages`)).body.data.length, 1, 'step 2 never sent');
     });
 
     test('a token restricted to another inbox does not see the campaign, its runs or their traces (404)', async () => {

@@ -19,6 +19,11 @@ import { Spool } from './spool.ts';
  */
 export interface Acceptor {
   accept(envelope: ReceiptEnvelope, raw: Buffer): Promise<void>;
+  /**
+   * Whether mail to this inbox was answered `250` but is not in the database yet (held in this
+   * process only; what is in the database unparsed, receipts.ts `hasUnreadReceipt` tells).
+   */
+  holdsUnwritten(inboxId: string): boolean;
   close(): Promise<void>;
 }
 
@@ -51,6 +56,11 @@ export class DatabaseAcceptor implements Acceptor {
   constructor(store: Store, boss: PgBoss) {
     this.#store = store;
     this.#boss = boss;
+  }
+
+  /** Nothing: the `250` waits for the commit that puts the receipt in the database. */
+  holdsUnwritten(): boolean {
+    return false;
   }
 
   accept(envelope: ReceiptEnvelope, raw: Buffer): Promise<void> {
@@ -141,6 +151,8 @@ export class SpoolAcceptor implements Acceptor {
   readonly #stats: AutoAnalyze;
   #backlog: Spooled[] = [];
   #backlogBytes = 0;
+  /** Per inbox, deliveries of accepted records not written to the database yet. */
+  #unwritten = new Map<string, number>();
   #writing: Promise<void> | null = null;
   #drained: (() => void)[] = [];
   /** Mail arriving in a burst makes the writer wait (burst.ts). */
@@ -196,9 +208,14 @@ export class SpoolAcceptor implements Acceptor {
     await this.#spool.close();
   }
 
+  holdsUnwritten(inboxId: string): boolean {
+    return (this.#unwritten.get(inboxId) ?? 0) > 0;
+  }
+
   #enqueue(item: Spooled): void {
     this.#backlog.push(item);
     this.#backlogBytes += item.raw.length;
+    for (const d of item.envelope.deliveries) this.#unwritten.set(d.inbox_id, (this.#unwritten.get(d.inbox_id) ?? 0) + 1);
     this.#writing ??= this.#writeLoop();
   }
 
@@ -279,8 +296,14 @@ export class SpoolAcceptor implements Acceptor {
 
   #done(items: Spooled[], release: boolean): void {
     for (const item of items) {
+      if (item.finished) continue;
       item.finished = true;
       this.#backlogBytes -= item.raw.length;
+      for (const d of item.envelope.deliveries) {
+        const n = (this.#unwritten.get(d.inbox_id) ?? 1) - 1;
+        if (n > 0) this.#unwritten.set(d.inbox_id, n);
+        else this.#unwritten.delete(d.inbox_id);
+      }
       if (release) this.#spool.release(item.envelope.id);
     }
     for (const wake of this.#drained.splice(0)) wake();

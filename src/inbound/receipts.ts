@@ -117,3 +117,27 @@ export async function acceptReceipts(trx: Kysely<Database>, boss: PgBoss, items:
   const fresh = new Set(rows.map((r) => r.id));
   await insertIngestJobs(trx, boss, e.filter((r) => fresh.has(r.id)).map((r) => r.id));
 }
+
+/**
+ * Whether mail to `inboxId` was accepted (answered `250`) but is not parsed yet: a reply may be in
+ * it that nobody can read. The campaign engine asks before it sends a follow-up, so that a reply
+ * acknowledged just before a crash — parsed only once the dead worker's ingest job is retried, up
+ * to a minute after the restart — still stops the next step.
+ *
+ * Receipts older than UNREAD_HORIZON are left out: the ingest's retries give up after about 40
+ * minutes (jobs/boss.ts, retryLimit 10 with backoff to 600 s), and a receipt it gave up on (kept
+ * for an operator) must not hold that inbox's follow-ups forever. The partial index
+ * `receipts_pending` makes this a look at the few pending receipts.
+ */
+export async function hasUnreadReceipt(db: Kysely<Database>, inboxId: string): Promise<boolean> {
+  const row = await db.selectFrom('receipts as r')
+    .innerJoin('deliveries as d', 'd.receipt_id', 'r.id')
+    .select('r.id')
+    .where('r.state', '=', 'accepted')
+    .where('r.received_at', '>', new Date(Date.now() - UNREAD_HORIZON_MS))
+    .where('d.inbox_id', '=', inboxId)
+    .limit(1)
+    .executeTakeFirst();
+  return !!row;
+}
+const UNREAD_HORIZON_MS = 60 * 60_000;

@@ -77,7 +77,15 @@ export interface EngineDeps {
   options?: Partial<EngineOptions>;
   /** Told when a run of a campaign ended (the campaign may be complete now). */
   onRunEnded?: (campaignId: string) => void;
+  /**
+   * Whether mail to the inbox was acknowledged but is not readable yet (server.ts: the acceptor's
+   * memory and the receipts not yet parsed). Without it, nothing is waited for.
+   */
+  unreadInbound?: (inboxId: string) => Promise<boolean>;
 }
+
+/** How soon a run held back by unread inbound mail looks again (real time). */
+const UNREAD_RECHECK_MS = 2_000;
 
 /** A campaign as the engine uses it, cached briefly (its status is re-read at most every 2 s). */
 interface LiveCampaign {
@@ -334,6 +342,7 @@ export class CampaignEngine {
       await this.#wait(ctx, sendAt, {});
       return 'yield';
     }
+    if (await this.#waitForUnread(ctx)) return 'yield';
     const key = `campaign:${c.row.id}:lead:${lead.id}:step:${run.step}`;
     let reserved = await getSend(this.#d.db, run.id, run.step);
     if (!reserved) {
@@ -401,6 +410,21 @@ export class CampaignEngine {
     return until <= now ? 'continue' : 'yield';
   }
 
+  /**
+   * A follow-up, or the end of the wait for a reply, is decided only once all mail the run's inbox
+   * acknowledged is readable: a reply answered `250` just before a crash is parsed after the
+   * restart (on PostgreSQL when the dead worker's ingest job is retried, up to a minute later), and
+   * deciding before it would send the step that reply stops. Such a run looks again shortly; the
+   * router wakes it at once if the mail turns out to be its reply. True when it waits.
+   */
+  async #waitForUnread(ctx: Ctx): Promise<boolean> {
+    const { run, c } = ctx;
+    if (!run.inbox_id || !run.last_message_id || !this.#d.unreadInbound) return false;
+    if (!(await this.#d.unreadInbound(run.inbox_id))) return false;
+    await this.#wait(ctx, clockNow(c.clock, Date.now() + UNREAD_RECHECK_MS), {});
+    return true;
+  }
+
   /** Takes a daily-cap slot for this send: the run's inbox for a follow-up, the least used sender for a first message. */
   async #reserve(ctx: Ctx, key: string, day: string): Promise<string | null> {
     const { run, c, now } = ctx;
@@ -428,6 +452,7 @@ export class CampaignEngine {
       await this.#wait(ctx, until, {});
       return 'yield';
     }
+    if (await this.#waitForUnread(ctx)) return 'yield';
     await this.#finish(ctx, 'no_reply', `no reply within ${ctx.c.spec.stop.final_wait_business_days} business days of the last step`);
     return 'yield';
   }

@@ -30,6 +30,8 @@ export interface OrchestratorDeps {
   log: Logger;
   registry?: AgentRegistry;
   options?: Partial<EngineOptions>;
+  /** engine.ts `EngineDeps.unreadInbound`. */
+  unreadInbound?: (inboxId: string) => Promise<boolean>;
 }
 
 export interface Orchestrator {
@@ -48,7 +50,7 @@ export async function startOrchestrator(d: OrchestratorDeps): Promise<Orchestrat
       campaigns.completeFinished().catch((err) => d.log.warn({ err }, 'campaign completion check failed'));
     }, 250);
   };
-  const engine = new CampaignEngine({ db: d.db, boss: d.boss, outbox: d.outbox, messages: d.messages, registry: d.registry, log: d.log, options: d.options, onRunEnded });
+  const engine = new CampaignEngine({ db: d.db, boss: d.boss, outbox: d.outbox, messages: d.messages, registry: d.registry, log: d.log, options: d.options, onRunEnded, unreadInbound: d.unreadInbound });
   campaigns.attach(engine);
   if (d.store.engine === 'pglite') await retryOrphanedJobs(d.store, d.boss, d.log, QUEUES.campaign);
   await engine.start();

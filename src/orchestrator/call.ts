@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ROLE_SCHEMAS, type AgentSet, type RoleContext, type RoleName } from './roles.ts';
+import { ROLE_SCHEMAS, type AgentSet, type ModelUsage, type RoleContext, type RoleName } from './roles.ts';
 
 /**
  * Calling an agent role: the input is validated before the call and the output after it, the call
@@ -24,6 +24,8 @@ export interface RoleCall<R extends RoleName> {
   output: Out<R>;
   startedAt: Date;
   durationMs: number;
+  /** The model calls the agent reported (RoleContext.recordUsage), for the trace. */
+  usage: ModelUsage[];
 }
 
 const METHOD = { research: 'research', personalize: 'personalize', sequence: 'sequence', respond: 'respond' } as const;
@@ -32,7 +34,7 @@ function issues(err: z.ZodError): string {
   return err.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 
-export async function callRole<R extends RoleName>(role: R, agents: AgentSet, input: In<R>, ctx: Omit<RoleContext, 'signal'>, timeoutMs: number): Promise<RoleCall<R>> {
+export async function callRole<R extends RoleName>(role: R, agents: AgentSet, input: In<R>, ctx: Omit<RoleContext, 'signal' | 'recordUsage'>, timeoutMs: number): Promise<RoleCall<R>> {
   const schemas = ROLE_SCHEMAS[role];
   const parsedIn = schemas.input.safeParse(input);
   if (!parsedIn.success) throw new AgentFailure(role, `input does not match the role's schema: ${issues(parsedIn.error)}`);
@@ -40,9 +42,10 @@ export async function callRole<R extends RoleName>(role: R, agents: AgentSet, in
   const startedAt = new Date();
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
+  const usage: ModelUsage[] = [];
   try {
     const agent = agents[role] as unknown as Record<string, (i: unknown, c: RoleContext) => Promise<unknown>>;
-    const call = agent[METHOD[role]].call(agent, parsedIn.data, { ...ctx, signal: controller.signal });
+    const call = agent[METHOD[role]].call(agent, parsedIn.data, { ...ctx, signal: controller.signal, recordUsage: (u: ModelUsage) => void usage.push(u) });
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         controller.abort(new Error('timeout'));
@@ -52,7 +55,7 @@ export async function callRole<R extends RoleName>(role: R, agents: AgentSet, in
     const raw = await Promise.race([call, deadline]);
     const parsedOut = schemas.output.safeParse(raw);
     if (!parsedOut.success) throw new AgentFailure(role, `output does not match the role's schema: ${issues(parsedOut.error)}`);
-    return { output: parsedOut.data as Out<R>, startedAt, durationMs: performance.now() - t0 };
+    return { output: parsedOut.data as Out<R>, startedAt, durationMs: performance.now() - t0, usage };
   } catch (err) {
     if (err instanceof AgentFailure) throw err;
     throw new AgentFailure(role, (err as Error)?.message ?? String(err), { cause: err });

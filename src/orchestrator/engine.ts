@@ -17,7 +17,7 @@ import type { Database } from '../store/schema.ts';
 import { resolveAgents } from './agents/index.ts';
 import { addBusinessDays, clockNow, isInWindow, localParts, realAt, startOfLocalDate, windowSlot, type CampaignClock } from './calendar.ts';
 import { AgentFailure, callRole } from './call.ts';
-import type { AgentRegistry, AgentSet, HistoryMessage, ResponseDecision } from './roles.ts';
+import type { AgentRegistry, AgentSet, HistoryMessage, ModelUsage, ResponseDecision } from './roles.ts';
 import { DEFAULT_RESPONSES, type CampaignSpec, type Lead, type ResponseActionType } from './spec.ts';
 import {
   bounceOf, commitRun, firstSendAt, FREEMAIL, getCampaign, getLead, getRun, getSend, historyWith, newJob, nextReply,
@@ -682,8 +682,10 @@ export class CampaignEngine {
     return { campaignId: ctx.c.row.id, runId: ctx.run.id, traceId: ctx.run.trace_id };
   }
 
-  #agentSpan(ctx: Ctx, role: string, call: { startedAt: Date; durationMs: number; output: unknown }, input: Record<string, unknown>): SpanInput {
-    return { kind: 'agent', name: role, startedAt: call.startedAt, durationMs: call.durationMs, simAt: ctx.now, input: { ...input, worker: WORKER }, output: call.output };
+  #agentSpan(ctx: Ctx, role: string, call: { startedAt: Date; durationMs: number; output: unknown; usage?: ModelUsage[] }, input: Record<string, unknown>): SpanInput {
+    // A model-backed agent's calls (tokens, latency, attempts) go on the span beside its input.
+    const model = call.usage?.length ? { model_calls: call.usage } : {};
+    return { kind: 'agent', name: role, startedAt: call.startedAt, durationMs: call.durationMs, simAt: ctx.now, input: { ...input, ...model, worker: WORKER }, output: call.output };
   }
 
   #handoff(ctx: Ctx, from: string, to: string): SpanInput {

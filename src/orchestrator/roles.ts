@@ -148,6 +148,21 @@ export interface RoleContext {
   runId: string;
   traceId: string;
   signal: AbortSignal;
+  /** A model-backed agent reports each model call here; the engine puts them on the call's trace span. */
+  recordUsage?(usage: ModelUsage): void;
+}
+
+/** One model call of an agent: what the trace shows about its cost and speed. */
+export interface ModelUsage {
+  provider: string;
+  model: string;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  latency_ms: number;
+  /** HTTP attempts the call took (a 429 or a timeout is retried). */
+  attempts?: number;
+  /** Set when the call failed (the agent then fails the role call). */
+  error?: string;
 }
 
 export interface ResearchAgent { research(input: ResearchInput, ctx: RoleContext): Promise<ResearchNotes> }

@@ -20,7 +20,15 @@ export const ERROR_STATUS = {
   message_too_large: 400,
   idempotency_key_reused: 409,
   recipient_suppressed: 422,
+  // Drafts: approving, rejecting or editing one that is no longer pending; a thread that changed
+  // since the draft was written (a new reply) until a person looks again or forces it.
+  draft_not_pending: 409,
+  draft_stale: 409,
   webhook_url_forbidden: 400,
+  // Agent-to-agent email (src/a2a/): a payload over the format's limit, and answers refused.
+  a2a_payload_too_large: 413,
+  a2a_not_a_request: 422,
+  a2a_unauthenticated: 422,
   storage_unavailable: 503,
   internal: 500,
 } as const;

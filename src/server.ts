@@ -10,6 +10,7 @@ import { DatabaseAcceptor, SpoolAcceptor, type Acceptor } from './inbound/accept
 import { createAnalyzer } from './inbound/analyzer.ts';
 import { startIngestWorker } from './inbound/ingest.ts';
 import { hasUnreadReceipt } from './inbound/receipts.ts';
+import { Drafts, startDraftWorker } from './drafts/drafts.ts';
 import { startSmtpServer, type InboundSmtp } from './inbound/smtp-server.ts';
 import { Inboxes } from './inboxes/inboxes.ts';
 import { startBoss } from './jobs/boss.ts';
@@ -125,6 +126,9 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, unsubscribe, publicUrl: () => publicUrl, config: config.outbound });
     await startSendWorker({ store, boss, transports, limits, config, log });
     await startReportWorker({ store, log, unsubscribe, bounceRate: config.outbound.bounceRate }, boss);
+    // Drafts: approved ones are sent by draft-send jobs (or by their campaign run).
+    const drafts = new Drafts({ db: store.db, boss, inboxes, outbox, log, maxSendSize: config.outbound.maxSendSize });
+    await startDraftWorker(drafts, boss);
 
     // The event log's readers: one tail per process wakes streams, waiters and webhook dispatch.
     const feed = new EventFeed(store.db);
@@ -156,7 +160,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       registry[role] = { ...(fromModule[role] ?? {}), ...(opts.agents?.[role] ?? {}) } as never;
     }
     const orchestrator = await startOrchestrator({
-      store, db: store.db, boss, tail, outbox, messages, inboxes, log, registry,
+      store, db: store.db, boss, tail, outbox, messages, inboxes, log, registry, llm: config.llm,
       unreadInbound: async (inboxId) => acceptor.holdsUnwritten(inboxId) || hasUnreadReceipt(store.db, inboxId),
       options: { agentTimeoutMs: config.campaigns.agentTimeoutMs, maxAttempts: config.campaigns.maxAttempts, retryBaseMs: config.campaigns.retryBaseMs, ...opts.engine },
     });
@@ -167,6 +171,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       tail,
       webhooks,
       campaigns: orchestrator.campaigns,
+      drafts,
       waitMaxSeconds: config.events.waitMaxSeconds,
       db: store.db,
       inboxes,

@@ -27,6 +27,8 @@ const ROUTE_SCOPES: Record<string, string> = {
   'POST /v1/inboxes/{inbox_id}/messages': 'messages:send',
   'POST /v1/messages/{message_id}/reply': 'messages:send',
   'POST /v1/messages/{message_id}/reply_all': 'messages:send',
+  'POST /v1/inboxes/{inbox_id}/a2a/requests': 'messages:send',
+  'POST /v1/messages/{message_id}/a2a/respond': 'messages:send',
   'POST /v1/messages/{message_id}/release': 'inboxes:write',
   'POST /v1/domains': 'admin',
   'GET /v1/domains': 'admin',
@@ -61,6 +63,13 @@ const ROUTE_SCOPES: Record<string, string> = {
   'GET /v1/runs/{run_id}': 'campaigns:read',
   'GET /v1/runs/{run_id}/trace': 'campaigns:read',
   'POST /v1/runs/{run_id}/retry': 'campaigns:write',
+  // Either scope admits (a|b): drafts are written by draft-only tokens and read by readers.
+  'POST /v1/inboxes/{inbox_id}/drafts': 'drafts:write|messages:send',
+  'GET /v1/drafts': 'drafts:write|messages:read',
+  'GET /v1/drafts/{draft_id}': 'drafts:write|messages:read',
+  'POST /v1/drafts/{draft_id}/edit': 'drafts:write|messages:send',
+  'POST /v1/drafts/{draft_id}/approve': 'messages:send',
+  'POST /v1/drafts/{draft_id}/reject': 'drafts:write|messages:send',
 };
 /** Query strings that make a route answer at once (a long-poll that does not wait). */
 const QUERIES: Record<string, string> = { 'GET /v1/inboxes/{inbox_id}/messages/wait': '?timeout=0' };
@@ -78,19 +87,23 @@ const BODIES: Record<string, unknown> = {
   'POST /v1/inboxes/{inbox_id}/messages': { to: 'lead@example.net', text: 'x' },
   'POST /v1/messages/{message_id}/reply': { text: 'x' },
   'POST /v1/messages/{message_id}/reply_all': { text: 'x' },
+  'POST /v1/inboxes/{inbox_id}/a2a/requests': { to: 'lead@example.net', intent: 'x.y', payload: {} },
+  'POST /v1/messages/{message_id}/a2a/respond': { payload: {} },
   'POST /v1/domains': { name: 'example.org' },
   'POST /v1/suppressions': { address: 'x@example.net' },
   'POST /v1/limits': { scope: 'recipient_domain', match: 'example.org', max: 1000, window: 'day' },
   'POST /v1/webhooks': { url: 'http://93.184.216.34/hook' },
   'PATCH /v1/webhooks/{webhook_id}': { description: 'x' },
   'POST /v1/campaigns/{campaign_id}/leads': { leads: [{ email: 'another-lead@example.net' }] },
+  'POST /v1/inboxes/{inbox_id}/drafts': { to: 'lead@example.net', text: 'x' },
+  'POST /v1/drafts/{draft_id}/edit': { text: 'y' },
 };
 /** A campaign from inbox A (the matrix's POST /v1/campaigns body, with the sender filled in). */
 const campaignBody = (inboxId: string) => ({
   name: 'matrix', senders: [{ inbox: inboxId }], steps: [{ subject: 'Hello', text: 'Hi {{first_name|there}}' }],
   escalate_to: 'owner@example.net', leads: [{ email: 'lead@example.net' }],
 });
-const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'webhooks:write', 'campaigns:read', 'campaigns:write'];
+const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'drafts:write', 'webhooks:write', 'campaigns:read', 'campaigns:write'];
 
 const withAttachment = (to: string) => Buffer.from([
   'From: a@example.com', `To: ${to}`, 'Subject: secret', 'Message-ID: <s-' + Math.random() + '@example.com>',
@@ -170,29 +183,36 @@ for (const engine of ENGINES) {
         .replace('{thread_id}', msgA.thread_id).replace('{token_id}', 'tok_00000000000000000000000000')
         .replace('{name}', 'mailroom.test').replace('{suppression_id}', 'sup_00000000000000000000000000')
         .replace('{limit_id}', 'lim_00000000000000000000000000').replace('{webhook_id}', hookId)
-        .replace('{campaign_id}', campaign.id).replace('{run_id}', runId);
+        .replace('{campaign_id}', campaign.id).replace('{run_id}', runId).replace('{draft_id}', draftId);
       const hookId = (await m.api('POST', '/v1/webhooks', { url: 'http://93.184.216.34/matrix' })).body.id;
       const campaign = (await m.api('POST', '/v1/campaigns', campaignBody(A.id))).body;
       const runId = (await m.api('GET', `/v1/campaigns/${campaign.id}/runs`)).body.data[0].id;
+      const draftId = (await m.api('POST', `/v1/inboxes/${A.id}/drafts`, { to: 'lead@example.net', text: 'matrix' })).body.id;
       BODIES['POST /v1/campaigns'] = campaignBody(A.id);
-      for (const [route, scope] of Object.entries(ROUTE_SCOPES)) {
+      for (const [route, scopes] of Object.entries(ROUTE_SCOPES)) {
         const [method, p] = route.split(' ');
-        const others = scope === 'admin' ? ALL : ALL.filter((s) => s !== scope);
+        const admits = scopes.split('|');
+        const scope = admits.at(-1)!;
+        const others = scope === 'admin' ? ALL : ALL.filter((s) => !admits.includes(s));
         const without = await mint({ scopes: others });
         const body = BODIES[route] ?? (method === 'POST' ? {} : undefined);
         const url = fill(p) + (QUERIES[route] ?? '');
         const denied = await m.api(method, url, body, without.token);
-        assert.equal(denied.status, 403, `${route} without ${scope}`);
+        assert.equal(denied.status, 403, `${route} without ${scopes}`);
         assert.equal(denied.body.code, 'insufficient_scope');
         if (p.endsWith('/stream')) {
           assert.equal(await streamStatus(m.api.base + url, (await mint({ scopes: [scope] })).token), 200, `${route} with ${scope}`);
           continue;
         }
-        if (method !== 'DELETE') {
+        if (method !== 'DELETE') for (const scope of admits) {
           const withIt = await mint({ scopes: [scope] });
           const allowed = await m.api(method, url, body, withIt.token);
-          // Releasing a message that is not held, retrying a run that is not dead: 409 after the scope check passed.
-          const passed = allowed.status < 300 || (/\/(release|retry)$/.test(route) && allowed.status === 409 && allowed.body.code === 'conflict');
+          // Releasing a message that is not held, retrying a run that is not dead: 409 after the scope check passed;
+          // answering a message that is no a2a request: 422 after it.
+          const passed = allowed.status < 300 || (/\/(release|retry)$/.test(route) && allowed.status === 409 && allowed.body.code === 'conflict')
+            || (route.endsWith('/a2a/respond') && allowed.status === 422 && allowed.body.code === 'a2a_not_a_request')
+            // a draft approved (or rejected) by an earlier route of the matrix: 409 after the scope check passed
+            || (route.includes('/v1/drafts/') && allowed.status === 409 && allowed.body.code === 'draft_not_pending');
           assert.ok(passed, `${route} with ${scope}: ${allowed.status} ${JSON.stringify(allowed.body).slice(0, 200)}`);
         }
       }

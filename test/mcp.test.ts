@@ -17,7 +17,7 @@ const BIN = fileURLToPath(new URL('../bin/mailroom.js', import.meta.url));
 
 const TOOLS = [
   'create_inbox', 'list_inboxes', 'delete_inbox', 'send_email', 'reply_to_email', 'list_messages', 'search_messages',
-  'get_message', 'get_thread', 'get_attachment', 'wait_for_email', 'list_events',
+  'get_message', 'get_thread', 'get_attachment', 'wait_for_email', 'list_events', 'a2a_request', 'a2a_respond',
 ].sort();
 
 type Fetch = typeof fetch;
@@ -77,7 +77,7 @@ for (const engine of ENGINES) {
       await m?.destroy();
     });
 
-    test('Streamable HTTP /mcp: twelve tools with annotations; create inboxes, send, read the agent view, the thread and attachments on the receiving side', async () => {
+    test('Streamable HTTP /mcp: fourteen tools with annotations; create inboxes, send, read the agent view, the thread and attachments on the receiving side', async () => {
       const { tools } = await admin.listTools();
       assert.deepEqual(tools.map((t) => t.name).sort(), TOOLS);
       for (const t of tools) {
@@ -246,6 +246,8 @@ for (const engine of ENGINES) {
         get_attachment: ['messages:read', { message_id: fake, attachment_id: 'att_00000000000000000000000000' }],
         wait_for_email: ['messages:read', { inbox_id: inbox.id, timeout_seconds: 1 }],
         list_events: ['messages:read', {}],
+        a2a_request: ['messages:send', { inbox_id: inbox.id, to: 'x@example.com', intent: 'x.y', payload: {}, wait_seconds: 0 }],
+        a2a_respond: ['messages:send', { message_id: fake, payload: {} }],
       };
       const listed = (await admin.listTools()).tools.map((t) => t.name).sort();
       assert.deepEqual(listed, Object.keys(TOOL_SCOPES).sort(), 'the matrix must list exactly the served tools');

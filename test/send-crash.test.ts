@@ -33,9 +33,10 @@ for (const engine of ENGINES) {
     });
 
     test(`I6/I11: ${N} messages queued or sending at kill -9 are all delivered after restart; duplicates within the bound, same Message-ID`, async () => {
-      // 400 ms per message over the relay pool's 5 connections (12.5/s): the queue drains far slower
-      // than the API fills it, so most of the 1,000 are still queued at the kill.
-      const sink = await startSink({ starttls: false, delayMs: 400 });
+      // 2 s per message over the relay pool's 5 connections (2.5/s): the queue drains far slower
+      // than the API fills it, so most of the 1,000 are still queued at the kill — even on a loaded
+      // CI machine where the 1,000 submissions took 70 s (at 400 ms, 856 had gone by then).
+      const sink = await startSink({ starttls: false, delayMs: 2_000 });
       try {
         const dir = await mkdtemp(path.join(tmpdir(), `mailroom-send-crash-${engine}-`));
         dirs.push(dir);

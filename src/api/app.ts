@@ -30,6 +30,10 @@ import { webhookRoutes } from './routes/webhooks.ts';
 import type { Webhooks } from '../webhooks/webhooks.ts';
 import type { Campaigns } from '../orchestrator/campaigns.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
+import { A2a } from '../a2a/a2a.ts';
+import { a2aRoutes } from './routes/a2a.ts';
+import type { Drafts } from '../drafts/drafts.ts';
+import { draftRoutes } from './routes/drafts.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
@@ -44,6 +48,7 @@ export interface ApiDeps {
   tail: EventTail;
   webhooks: Webhooks;
   campaigns: Campaigns;
+  drafts: Drafts;
   waitMaxSeconds: number;
   /** Largest composed message the send API accepts; its JSON body (base64) may be a third larger. */
   maxSendSize: number;
@@ -91,7 +96,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
     openapi: '3.1.0',
     info: {
       title: 'Mailroom API', version: '0.1.0',
-      description: 'Email for AI agents: inboxes, messages, threads, sending, domains, suppressions, limits, tokens, events, webhooks and campaigns.',
+      description: 'Email for AI agents: inboxes, messages, threads, sending, domains, suppressions, limits, tokens, events, webhooks, campaigns and drafts.',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: new URL(c.req.url).origin, description: 'this server' }],
@@ -116,6 +121,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   inboxRoutes(app, deps.inboxes);
   messageRoutes(app, deps.messages, deps.outbox);
   sendRoutes(app, deps.outbox);
+  a2aRoutes(app, new A2a({ outbox: deps.outbox, messages: deps.messages }));
   domainRoutes(app, deps.domains, deps.boss);
   suppressionRoutes(app, deps.db);
   limitRoutes(app, deps.limits);
@@ -123,6 +129,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   eventRoutes(app, deps.feed, deps.tail);
   webhookRoutes(app, deps.webhooks);
   campaignRoutes(app, deps.campaigns);
+  draftRoutes(app, deps.drafts);
   waitRoutes(app, { inboxes: deps.inboxes, messages: deps.messages, tail: deps.tail, maxSeconds: deps.waitMaxSeconds });
 
   mcpRoutes(app);

@@ -31,6 +31,11 @@ const TITLES: Record<ErrorCode, string> = {
   message_too_large: 'Message too large',
   idempotency_key_reused: 'Idempotency key reused with a different request',
   recipient_suppressed: 'Recipient suppressed',
+  draft_not_pending: 'Draft no longer pending',
+  draft_stale: 'Draft written for an older state of its thread',
+  a2a_payload_too_large: 'a2a payload too large',
+  a2a_not_a_request: 'Not an a2a request',
+  a2a_unauthenticated: 'a2a request not authenticated',
   storage_unavailable: 'Storage unavailable',
   internal: 'Internal error',
 };

@@ -7,7 +7,7 @@ export const Problem = z
   .object({ type: z.string(), title: z.string(), status: z.number(), code: z.string(), detail: z.string(), errors: z.any().optional() })
   .openapi('Problem');
 
-const Metadata = z.record(z.string(), z.unknown());
+export const Metadata = z.record(z.string(), z.unknown());
 
 export const Inbox = z
   .object({
@@ -57,6 +57,24 @@ export const Attachment = z
   .object({ id: z.string(), filename: z.string().nullable(), content_type: z.string(), size: z.number(), sha256: z.string(), content_id: z.string().nullable(), disposition: z.string().nullable() })
   .openapi('Attachment');
 
+// Agent-to-agent email (docs/a2a.md). Lists carry the envelope without its payload.
+const A2aSummary = z
+  .object({
+    type: z.enum(['request', 'response']),
+    intent: z.string(),
+    correlation_id: z.string(),
+    reply_expected_by: z.string().nullable(),
+    in_reply_to: z.string().nullable().openapi({ description: 'Responses: the Message-ID of the request answered.' }),
+    authenticated: z.boolean().nullable().openapi({
+      description: 'Received mail: true only when a DKIM signature aligned with the From domain passed and DMARC passed; a message failing either is never matched by the a2a filters. null for mail Mailroom sent.',
+    }),
+    authenticated_domain: z.string().nullable(),
+    signals: z.array(z.object({ kind: z.string(), evidence: z.string() })).openapi({ description: 'Why it is not authenticated (dkim_not_aligned_pass, dmarc_not_pass, no_auth_verdict).' }),
+  })
+  .openapi('A2aSummary', { description: 'The a2a part of the message without its payload; null for ordinary mail.' });
+export const A2aInfo = A2aSummary.extend({ payload: z.unknown().openapi({ description: 'Any JSON value (at most 256 KiB serialised).' }) })
+  .openapi('A2aInfo', { description: 'The a2a part of the message (docs/a2a.md) with the trust Mailroom decided at receipt; null for ordinary mail.' });
+
 const summaryShape = {
   id: z.string(), inbox_id: z.string(), thread_id: z.string(), direction: z.enum(['inbound', 'outbound']),
   from: Address.nullable(), to: z.array(Address), cc: z.array(Address), reply_to: z.array(Address),
@@ -68,6 +86,7 @@ const summaryShape = {
   return_date: z.string().nullable().openapi({ description: 'Out of office: the stated return day, YYYY-MM-DD.' }),
   disposition: z.enum(['delivered', 'flagged', 'quarantined', 'needs_human', 'released']).nullable()
     .openapi({ description: "Received mail: the inbox policy's decision. Quarantined and needs_human messages are left out of listings until released." }),
+  a2a: A2aSummary.nullable(),
 };
 export const MessageSummary = z.object(summaryShape).openapi('MessageSummary');
 const AuthResult = z.enum(['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror', 'policy']);
@@ -97,6 +116,7 @@ export const Message = z
     security: Security.nullable(),
     kind_evidence: z.array(z.string()).nullable(),
     extracted_text: z.string().nullable().openapi({ description: 'Received mail: the new part of a reply, without quoted history, signature and forwarded blocks.' }),
+    a2a: A2aInfo.nullable(),
   })
   .openapi('Message');
 
@@ -128,6 +148,13 @@ export const PageQuery = z.object({
   cursor: z.string().max(200).optional().openapi({ description: 'next_cursor of the previous page.' }),
 });
 
+const a2aQuery = {
+  a2a: z.enum(['request', 'response', 'any']).optional()
+    .openapi({ description: 'Only a2a mail of this type (any: either): sent by this inbox, or received and authenticated.' }),
+  a2a_correlation_id: z.string().min(1).max(128).optional()
+    .openapi({ description: 'Only a2a mail with this correlation id: sent by this inbox, or received and authenticated (a forged response never matches).' }),
+};
+
 export const MessageQuery = PageQuery.extend({
   thread_id: z.string().max(64).optional(),
   since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Only messages received at or after this time (ISO 8601).' }),
@@ -136,6 +163,7 @@ export const MessageQuery = PageQuery.extend({
     .openapi({ description: 'Only messages with this disposition; without it, held (quarantined, needs_human) messages are left out.' }),
   from: z.string().min(1).max(320).optional().openapi({ description: 'Only messages from this address, or from any address at a domain written "@example.com".' }),
   q: z.string().min(1).max(200).optional().openapi({ description: 'Search: messages whose subject, sender or text contain these words (case-insensitive, every word must appear).' }),
+  ...a2aQuery,
 });
 
 export const WaitQuery = z.object({
@@ -143,6 +171,7 @@ export const WaitQuery = z.object({
   from: z.string().min(1).max(320).optional().openapi({ description: 'Only a message from this address, or from a domain written "@example.com".' }),
   since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Return at once a matching message that arrived at or after this time (default: now).' }),
   timeout: z.coerce.number().min(0).max(3600).optional().openapi({ description: 'Seconds to wait (default 30, capped at MAILROOM_WAIT_MAX_SECONDS).' }),
+  ...a2aQuery,
 });
 
 export const EventSchema = z.object({

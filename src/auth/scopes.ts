@@ -1,4 +1,8 @@
-export const SCOPES = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'webhooks:write', 'campaigns:read', 'campaigns:write', 'admin'] as const;
+/**
+ * `drafts:write` without `messages:send` is the draft-only token: its holder (an agent on probation,
+ * a model in a new campaign) writes drafts that a person with `messages:send` approves.
+ */
+export const SCOPES = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'drafts:write', 'webhooks:write', 'campaigns:read', 'campaigns:write', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /**

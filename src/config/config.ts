@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { LLM_KEY_ENV, LLM_PROVIDERS, type LlmProvider } from '../orchestrator/spec.ts';
 import { parseAllowList } from '../webhooks/ssrf.ts';
 
 /**
@@ -60,6 +61,13 @@ const EnvSchema = z.object({
   MAILROOM_AGENT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   MAILROOM_AGENT_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
   MAILROOM_AGENTS_MODULE: z.string().optional(),
+  // Model-backed agent roles (orchestrator/llm/): the server's model; a campaign's llm block overrides it.
+  MAILROOM_LLM_PROVIDER: z.enum(LLM_PROVIDERS, { error: `one of ${LLM_PROVIDERS.join(', ')}` }).optional(),
+  MAILROOM_LLM_BASE_URL: z.url({ protocol: /^https?$/, error: 'an http(s) URL, e.g. http://127.0.0.1:11434/v1' }).optional(),
+  MAILROOM_LLM_MODEL: z.string().min(1, 'a model name, e.g. gpt-4o-mini').optional(),
+  MAILROOM_LLM_API_KEY: z.string().min(1).optional(),
+  MAILROOM_LLM_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  MAILROOM_LLM_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   MAILROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -128,6 +136,22 @@ export interface Config {
     /** A module whose default export (or `agents`) registers agent implementations by role and name. */
     agentsModule?: string;
   };
+  /** The server's model for the "llm" agent roles; each field may be overridden by a campaign's `llm` block. */
+  llm: {
+    provider?: LlmProvider;
+    baseUrl?: string;
+    model?: string;
+    apiKey?: string;
+    /** Longest one model call may take, its retries included. */
+    timeoutMs: number;
+    /** Retries of a model call the endpoint refused for the moment (429, 5xx, a dropped connection). */
+    maxRetries: number;
+    /**
+     * The environment's `*_API_KEY` variables (LLM_KEY_ENV), which a campaign's `llm.api_key_env`
+     * may name: captured here so that nothing else reads process.env, and nothing else is reachable.
+     */
+    keys: Readonly<Record<string, string>>;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -190,6 +214,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAttempts: e.MAILROOM_AGENT_MAX_ATTEMPTS,
       retryBaseMs: e.MAILROOM_AGENT_RETRY_BASE_MS,
       agentsModule: e.MAILROOM_AGENTS_MODULE,
+    },
+    llm: {
+      provider: e.MAILROOM_LLM_PROVIDER,
+      baseUrl: e.MAILROOM_LLM_BASE_URL?.replace(/\/+$/, ''),
+      model: e.MAILROOM_LLM_MODEL,
+      apiKey: e.MAILROOM_LLM_API_KEY,
+      timeoutMs: e.MAILROOM_LLM_TIMEOUT_MS,
+      maxRetries: e.MAILROOM_LLM_MAX_RETRIES,
+      keys: Object.fromEntries(Object.entries(env).filter((kv): kv is [string, string] => LLM_KEY_ENV.test(kv[0]) && Boolean(kv[1]))),
     },
   };
 }

@@ -18,6 +18,7 @@ export const EVENT_TYPES = [
   'webhook.disabled', 'webhook.replayed',
   'campaign.created', 'campaign.paused', 'campaign.resumed', 'campaign.completed',
   'run.reply', 'run.escalated', 'run.finished', 'run.dead', 'run.retried',
+  'draft.created', 'draft.updated', 'draft.approved', 'draft.rejected', 'draft.sent', 'draft.failed', 'draft.cancelled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

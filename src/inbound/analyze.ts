@@ -1,3 +1,4 @@
+import { a2aInfo, findA2a, type A2aEnvelope, type A2aInfo } from '../a2a/format.ts';
 import { authVerdict, type AuthVerdict } from '../intel/auth.ts';
 import { scoreInjection, type InjectionVerdict } from '../intel/injection.ts';
 import { messageKind, type MessageKind } from '../intel/kind.ts';
@@ -46,7 +47,9 @@ export interface Analysis {
   raw_sha256: string | null;
   message: Pick<ParsedMessage, 'from' | 'subject' | 'date' | 'message_id' | 'in_reply_to' | 'references' | 'text' | 'html'>;
   attachments: AnalyzedAttachment[];
-  json: { to: string; cc: string; reply_to: string; references: string; headers: string; parse_warnings: string; security: string; kind_evidence: string };
+  json: { to: string; cc: string; reply_to: string; references: string; headers: string; parse_warnings: string; security: string; kind_evidence: string; a2a: string | null };
+  /** The a2a part (a2a/format.ts) without its payload, for the message.received event; null when there is none. */
+  a2a: Pick<A2aInfo, 'type' | 'intent' | 'correlation_id' | 'authenticated'> | null;
   kind: MessageKind['kind'];
   return_date: string | null;
   /** The reply without quoted history, signature and forwarded blocks; null when nothing was found. */
@@ -64,7 +67,7 @@ export interface AuthOptions { authservId: string; resolve: (name: string, rrtyp
  * without it the bodies stay in `parsed.attachments` for the caller.
  */
 export async function analyzeMessages(inputs: AnalyzeInput[], opts: { auth?: AuthOptions | null; blobs?: BlobStore | null }): Promise<Analysis[]> {
-  const stage: { parsed: ParsedMessage; raw_sha256: string | null; attachments: AnalyzedAttachment[]; kind: MessageKind; auth: Promise<AuthVerdict | null> }[] = [];
+  const stage: { parsed: ParsedMessage; raw_sha256: string | null; attachments: AnalyzedAttachment[]; kind: MessageKind; auth: Promise<AuthVerdict | null>; a2a: A2aEnvelope | null }[] = [];
   for (const input of inputs) {
     const { raw, trace_size } = input;
     const raw_sha256 = input.hash_raw ? sha256Hex(raw) : null;
@@ -74,6 +77,9 @@ export async function analyzeMessages(inputs: AnalyzeInput[], opts: { auth?: Aut
     // continuation of our Received header, letting a sender append text to a header we vouch for.
     const parsed = await parseMessage(sender);
     parsed.headers = [...traceHeaderFields(raw.subarray(0, trace_size)), ...parsed.headers];
+    // Read before the attachment bodies are dropped below; its trust needs the verdicts, later.
+    const a2a = findA2a(parsed.attachments);
+    if (a2a.warning) parsed.warnings.push(a2a.warning);
     const attachments: AnalyzedAttachment[] = [];
     for (const a of parsed.attachments) {
       const { content, ...meta } = a;
@@ -86,7 +92,7 @@ export async function analyzeMessages(inputs: AnalyzeInput[], opts: { auth?: Aut
     const auth = opts.auth
       ? authVerdict(sender, { ip: input.remote_address, helo: input.helo, mailFrom: input.mail_from }, parsed, opts.auth)
       : Promise.resolve(null);
-    stage.push({ parsed, raw_sha256, attachments, kind, auth });
+    stage.push({ parsed, raw_sha256, attachments, kind, auth, a2a: a2a.envelope });
   }
   const out: Analysis[] = [];
   for (const s of stage) {
@@ -99,6 +105,7 @@ export async function analyzeMessages(inputs: AnalyzeInput[], opts: { auth?: Aut
     } catch {
       extracted_text = null; // never lose a message to the extractor: the full text stays
     }
+    const a2a = s.a2a ? a2aInfo(s.a2a, auth) : null;
     const injection = scoreInjection({ subject: p.subject, text: p.text, html: p.html, fromName: p.from?.name, attachments: p.attachments, auth });
     out.push({
       raw_sha256: s.raw_sha256,
@@ -113,7 +120,9 @@ export async function analyzeMessages(inputs: AnalyzeInput[], opts: { auth?: Aut
         parse_warnings: JSON.stringify(p.warnings),
         security: JSON.stringify({ ...(auth ? { auth } : {}), injection }),
         kind_evidence: JSON.stringify(s.kind.evidence),
+        a2a: a2a ? JSON.stringify(a2a) : null,
       },
+      a2a: a2a ? { type: a2a.type, intent: a2a.intent, correlation_id: a2a.correlation_id, authenticated: a2a.authenticated } : null,
       kind: s.kind.kind,
       return_date: s.kind.return_date,
       extracted_text,

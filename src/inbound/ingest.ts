@@ -158,6 +158,7 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
       kind_evidence: a.json.kind_evidence,
       disposition: dispositions[i],
       extracted_text: a.extracted_text,
+      a2a: a.json.a2a,
     };
   });
   for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('messages').values(rows.slice(i, i + 1000)).execute();
@@ -188,6 +189,8 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
         from: a.message.from?.address ?? null,
         subject: HELD.includes(disposition) ? null : a.message.subject ?? null,
         disposition, injection: { score: a.injection.score, level: a.injection.level }, kind: a.kind,
+        // An agent serving a2a requests finds them in the stream without fetching every message.
+        ...(a.a2a && !HELD.includes(disposition) ? { a2a: a.a2a } : {}),
       },
     };
   }));

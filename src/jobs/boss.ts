@@ -13,6 +13,8 @@ export const QUEUES = {
   report: 'outbound-report',
   /** Advance one campaign run (orchestrator/engine.ts). Data: { run_id }. */
   campaign: 'campaign-run',
+  /** Send one approved draft at its time (drafts/drafts.ts). Data: { draft_id }. */
+  draft: 'draft-send',
 } as const;
 
 /** Where pg-boss keeps its tables: `pgboss` embedded and beside `public`, else `<schema>_pgboss`. */
@@ -62,6 +64,9 @@ export async function startBoss(store: Store, onError: (err: Error) => void): Pr
     retryDelayMax: 600,
     expireInSeconds: 900,
   }).catch(ignoreExisting);
+  // An approved draft's send: a failure here is the outbox refusing or the database gone; the
+  // outbox's idempotency key (draft:<id>) makes a retry after a crash a replay, not a second send.
+  await boss.createQueue(QUEUES.draft, { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 600, expireInSeconds: 300 }).catch(ignoreExisting);
   await boss.createQueue(QUEUES.report, { retryLimit: 10, retryDelay: 10, retryBackoff: true, retryDelayMax: 600, expireInSeconds: 300 }).catch(ignoreExisting);
   return boss;
 }

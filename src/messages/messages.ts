@@ -1,5 +1,6 @@
 import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { canSeeInbox, type Principal } from '../auth/scopes.ts';
+import type { A2aInfo } from '../a2a/format.ts';
 import { MailroomError, notFound } from '../errors.ts';
 import { appendEvents } from '../events/events.ts';
 import { HELD } from '../intel/policy.ts';
@@ -45,6 +46,8 @@ export interface MessageSummary {
   return_date: string | null;
   /** Received mail: what the inbox's policy decided; null for sent mail. */
   disposition: 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released' | null;
+  /** Agent-to-agent mail (a2a/format.ts); lists leave the payload out. null for every other message. */
+  a2a: Omit<A2aInfo, 'payload'> | A2aInfo | null;
 }
 
 export interface MessageView extends MessageSummary {
@@ -57,6 +60,7 @@ export interface MessageView extends MessageSummary {
   kind_evidence: string[] | null;
   /** Received mail: the new part of a reply, without quoted history, signature and forwarded blocks. */
   extracted_text: string | null;
+  a2a: A2aInfo | null;
 }
 
 export interface ThreadView {
@@ -74,6 +78,12 @@ const toAttachmentView = (a: AttachmentRow): AttachmentView => ({
 
 /** Not quarantined or waiting for a person: what listings and thread views show by default. */
 const notHeld = (eb: ExpressionBuilder<Database, 'messages'>) => eb.or([eb('disposition', 'is', null), eb('disposition', 'not in', [...HELD])]);
+
+/** The a2a summary a message.received event carries (as ingest writes it), without the payload. */
+function a2aEventData(a2a: unknown): { a2a?: Pick<A2aInfo, 'type' | 'intent' | 'correlation_id' | 'authenticated'> } {
+  const a = a2a as A2aInfo | null;
+  return a ? { a2a: { type: a.type, intent: a.intent, correlation_id: a.correlation_id, authenticated: a.authenticated } } : {};
+}
 
 const preview = (text: string | null) => (text ?? '').replace(/\s+/g, ' ').trim().slice(0, 200);
 
@@ -100,6 +110,7 @@ function toSummary(m: MessageRow, attachments: AttachmentRow[]): MessageSummary 
     kind: (m.kind as MessageSummary['kind']) ?? null,
     return_date: m.return_date ?? null,
     disposition: m.disposition ?? null,
+    a2a: (m.a2a as A2aInfo | null) ?? null,
   };
 }
 
@@ -111,6 +122,7 @@ const toView = (m: MessageRow, attachments: AttachmentRow[]): MessageView => ({
   security: (m.security as Record<string, unknown> | null) ?? null,
   kind_evidence: (m.kind_evidence as string[] | null) ?? null,
   extracted_text: m.extracted_text ?? null,
+  a2a: (m.a2a as A2aInfo | null) ?? null,
 });
 
 const toThreadView = (t: ThreadRow): ThreadView => ({
@@ -131,6 +143,23 @@ export interface MessageFilter extends PageRequest {
   from?: string;
   /** Words that must each appear in the subject, the sender or the text (case-insensitive). */
   q?: string;
+  /** a2a mail of this type (`any`: either), and/or with this correlation id: see a2aFilter. */
+  a2a?: 'request' | 'response' | 'any';
+  a2a_correlation_id?: string;
+}
+
+/**
+ * a2a filters match what an agent may act on: mail this inbox sent, and received a2a mail only
+ * when it is authenticated (a2a/format.ts a2aTrust). A forged response carrying a requester's
+ * correlation id therefore never satisfies its wait.
+ */
+function a2aFilter(f: Pick<MessageFilter, 'a2a' | 'a2a_correlation_id'>) {
+  return (eb: ExpressionBuilder<Database, 'messages'>) => eb.and([
+    eb('a2a', 'is not', null),
+    eb.or([eb('direction', '=', 'outbound'), eb(sql`a2a->>'authenticated'`, '=', 'true')]),
+    ...(f.a2a && f.a2a !== 'any' ? [eb(sql`a2a->>'type'`, '=', f.a2a)] : []),
+    ...(f.a2a_correlation_id ? [eb(sql`a2a->>'correlation_id'`, '=', f.a2a_correlation_id)] : []),
+  ]);
 }
 
 /** `from` filter: an exact address, or "@domain" for every address at that domain. */
@@ -187,6 +216,8 @@ export class Messages {
         'id', 'inbox_id', 'thread_id', 'receipt_id', 'direction', 'from_address', 'from_name', 'to', 'cc', 'reply_to', 'subject', 'date',
         'message_id', 'in_reply_to', 'references', 'size', 'raw_sha256', 'received_at', 'parse_warnings', 'created_at', 'kind', 'return_date', 'disposition',
         sql<string | null>`left(text, 400)`.as('text'),
+        // The payload may be 256 KB: a page of 200 carries the rest of the envelope only.
+        sql<Record<string, unknown> | null>`a2a - 'payload'`.as('a2a'),
       ])
       .where('inbox_id', '=', inboxId);
     if (after) q = q.where('id', '<', after);
@@ -199,6 +230,7 @@ export class Messages {
     else q = q.where(notHeld);
     if (f.from) q = q.where(fromFilter(f.from));
     if (f.q) q = q.where(searchFilter(f.q));
+    if (f.a2a || f.a2a_correlation_id) q = q.where(a2aFilter(f));
     const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
     const atts = await this.#attachmentsOf(rows.slice(0, limit).map((r) => r.id));
     return toPage(rows, limit, (r) => toSummary({ ...r, html: null, headers: [], security: null, kind_evidence: null, extracted_text: null }, atts.get(r.id) ?? []));
@@ -210,11 +242,12 @@ export class Messages {
    * mail does not count (it is not readable until released). `created_at` rather than the SMTP
    * receipt time, so a message received just before `since` but parsed after it is not missed.
    */
-  async firstArrival(inboxId: string, f: { since: Date; thread_id?: string; from?: string }): Promise<MessageView | null> {
+  async firstArrival(inboxId: string, f: { since: Date; thread_id?: string; from?: string; a2a?: MessageFilter['a2a']; a2a_correlation_id?: string }): Promise<MessageView | null> {
     let q = this.#db.selectFrom('messages').selectAll()
       .where('inbox_id', '=', inboxId).where('direction', '=', 'inbound').where(sql<boolean>`created_at >= ${f.since}`).where(notHeld);
     if (f.thread_id) q = q.where('thread_id', '=', f.thread_id);
     if (f.from) q = q.where(fromFilter(f.from));
+    if (f.a2a || f.a2a_correlation_id) q = q.where(a2aFilter(f));
     const row = await q.orderBy('created_at').orderBy('id').limit(1).executeTakeFirst();
     if (!row) return null;
     const atts = await this.#attachmentsOf([row.id]);
@@ -280,7 +313,7 @@ export class Messages {
       // webhook, wait-for-reply, a campaign) see it then, and not before.
       await appendEvents(trx, [
         { type: 'message.released', inbox_id: row.inbox_id, message_id: id, thread_id: row.thread_id, data: { was: row.disposition, by_token: p.tokenId } },
-        { type: 'message.received', inbox_id: row.inbox_id, message_id: id, thread_id: row.thread_id, data: { from: row.from_address, subject: row.subject, disposition: 'released', released_from: row.disposition, kind: row.kind } },
+        { type: 'message.received', inbox_id: row.inbox_id, message_id: id, thread_id: row.thread_id, data: { from: row.from_address, subject: row.subject, disposition: 'released', released_from: row.disposition, kind: row.kind, ...a2aEventData(row.a2a) } },
       ]);
     });
     return this.get(p, id);

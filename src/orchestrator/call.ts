@@ -10,6 +10,8 @@ import { ROLE_SCHEMAS, type AgentSet, type ModelUsage, type RoleContext, type Ro
  */
 export class AgentFailure extends Error {
   readonly role: RoleName;
+  /** The model calls the agent reported before it failed (the 429s, the timed-out attempt), for the trace. */
+  usage: ModelUsage[] = [];
   constructor(role: RoleName, message: string, options?: { cause?: unknown }) {
     super(`${role} agent: ${message}`, options);
     this.name = 'AgentFailure';
@@ -57,8 +59,9 @@ export async function callRole<R extends RoleName>(role: R, agents: AgentSet, in
     if (!parsedOut.success) throw new AgentFailure(role, `output does not match the role's schema: ${issues(parsedOut.error)}`);
     return { output: parsedOut.data as Out<R>, startedAt, durationMs: performance.now() - t0, usage };
   } catch (err) {
-    if (err instanceof AgentFailure) throw err;
-    throw new AgentFailure(role, (err as Error)?.message ?? String(err), { cause: err });
+    const failure = err instanceof AgentFailure ? err : new AgentFailure(role, (err as Error)?.message ?? String(err), { cause: err });
+    failure.usage = usage;
+    throw failure;
   } finally {
     clearTimeout(timer);
   }

@@ -10,6 +10,7 @@ import { domainOf } from '../outbound/addresses.ts';
 import { clampLimit, decodeCursor, toPage, type Page, type PageRequest } from '../store/pagination.ts';
 import type { Database } from '../store/schema.ts';
 import { resolveAgents } from './agents/index.ts';
+import type { LlmServerSettings } from './llm/settings.ts';
 import { leadTimeZone, type CampaignClock } from './calendar.ts';
 import type { CampaignEngine } from './engine.ts';
 import type { AgentRegistry } from './roles.ts';
@@ -93,14 +94,16 @@ export class Campaigns {
   readonly #boss: PgBoss;
   readonly #inboxes: Inboxes;
   readonly #registry: AgentRegistry;
+  readonly #llm: LlmServerSettings | undefined;
   #engine: CampaignEngine | null = null;
 
-  constructor(d: { db: Kysely<Database>; boss: PgBoss; inboxes: Inboxes; registry?: AgentRegistry }) {
+  constructor(d: { db: Kysely<Database>; boss: PgBoss; inboxes: Inboxes; registry?: AgentRegistry; llm?: LlmServerSettings }) {
     this.#db = d.db;
     this.#odb = orchestratorDb(d.db);
     this.#boss = d.boss;
     this.#inboxes = d.inboxes;
     this.#registry = d.registry ?? {};
+    this.#llm = d.llm;
   }
 
   /** The local engine, told about pauses so its cache does not outlive them. */
@@ -122,7 +125,8 @@ export class Campaigns {
       return r.data;
     });
     const leads = dedupe([...spec.leads, ...extra]);
-    resolveAgents(spec.agents, this.#registry); // an unknown implementation name is refused now, not at the first lead
+    // An unknown implementation name, or "llm" with no model configured, is refused now, not at the first lead.
+    resolveAgents(spec.agents, this.#registry, { spec: spec.llm, server: this.#llm });
     const senders = await this.#senders(p, spec);
     const now = Date.now();
     const clock: CampaignClock = { scale: spec.clock?.scale ?? 1, originReal: now, originSim: spec.clock?.start ? Date.parse(spec.clock.start) : now };

@@ -3,7 +3,10 @@ import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { Principal } from '../auth/scopes.ts';
+import { cancelRunDrafts, draftForStep, insertDraft, markDraftSentIn } from '../drafts/store.ts';
+import type { DraftRow } from '../drafts/tables.ts';
 import { MailroomError } from '../errors.ts';
+import { newId } from '../ids.ts';
 import type { NewEvent } from '../events/events.ts';
 import { agentView } from '../intel/agent-view.ts';
 import { HELD } from '../intel/policy.ts';
@@ -17,6 +20,7 @@ import type { Database } from '../store/schema.ts';
 import { resolveAgents } from './agents/index.ts';
 import { addBusinessDays, clockNow, isInWindow, localParts, realAt, startOfLocalDate, windowSlot, type CampaignClock } from './calendar.ts';
 import { AgentFailure, callRole } from './call.ts';
+import type { LlmServerSettings } from './llm/settings.ts';
 import type { AgentRegistry, AgentSet, HistoryMessage, ModelUsage, ResponseDecision } from './roles.ts';
 import { DEFAULT_RESPONSES, type CampaignSpec, type Lead, type ResponseActionType } from './spec.ts';
 import {
@@ -73,6 +77,8 @@ export interface EngineDeps {
   outbox: Outbox;
   messages: Messages;
   registry?: AgentRegistry;
+  /** The server's model for roles set to "llm" (config.llm), under each campaign's llm block. */
+  llm?: LlmServerSettings;
   log: Logger;
   options?: Partial<EngineOptions>;
   /** Told when a run of a campaign ended (the campaign may be complete now). */
@@ -199,7 +205,7 @@ export class CampaignEngine {
       : {
         row, spec, senders,
         clock: row.clock as CampaignClock,
-        agents: resolveAgents(spec.agents, this.#d.registry),
+        agents: resolveAgents(spec.agents, this.#d.registry, { spec: spec.llm, server: this.#d.llm, deferErrors: true }),
         principal: { tokenId: `campaign:${id}`, scopes: new Set(['messages:send', 'messages:read', 'inboxes:read']), inboxIds: new Set(senders.map((s) => s.inbox_id)) },
         responses: { ...DEFAULT_RESPONSES, ...spec.responses },
         fetchedAt: Date.now(),
@@ -343,6 +349,8 @@ export class CampaignEngine {
       return 'yield';
     }
     if (await this.#waitForUnread(ctx)) return 'yield';
+    const approval = await this.#approval(ctx);
+    if (approval === 'wait') return 'yield';
     const key = `campaign:${c.row.id}:lead:${lead.id}:step:${run.step}`;
     let reserved = await getSend(this.#d.db, run.id, run.step);
     if (!reserved) {
@@ -352,7 +360,7 @@ export class CampaignEngine {
         return 'continue';
       }
       const day = localParts(now, c.spec.timezone).date;
-      const inbox = await this.#reserve(ctx, key, day);
+      const inbox = await this.#reserve(ctx, key, day, approval?.inbox_id);
       if (!inbox) {
         const tomorrow = startOfLocalDate(nextDate(day), c.spec.timezone);
         const at = windowSlot(tomorrow, lead.timezone, c.spec.send_window, `${lead.email_key}:${run.step}:cap`);
@@ -362,7 +370,8 @@ export class CampaignEngine {
       reserved = (await getSend(this.#d.db, run.id, run.step))!;
     }
 
-    const draft = (run.draft ?? {}) as { subject?: string; text: string; html?: string };
+    // An approved draft is sent as the person left it (edits included).
+    const draft = (approval ? approval.request : run.draft ?? {}) as { subject?: string; text: string; html?: string };
     const headers = {
       'X-Mailroom-Campaign': c.row.id,
       'X-Mailroom-Lead': lead.id,
@@ -399,6 +408,7 @@ export class CampaignEngine {
     };
     const markSent = async (trx: Parameters<NonNullable<CommitOptions['also']>>[0]) => {
       await trx.updateTable('campaign_sends').set({ status: 'sent', message_id: message.id }).where('run_id', '=', run.id).where('step', '=', run.step).execute();
+      if (approval) await markDraftSentIn(trx as unknown as Kysely<Database>, approval, message);
     };
     if (more) {
       await this.#commit(ctx, { ...changes, stage: 'personalize', status: 'active' }, { spans: [span, this.#handoff(ctx, 'send', 'personalize')], also: markSent });
@@ -425,12 +435,56 @@ export class CampaignEngine {
     return true;
   }
 
+  /**
+   * A step that needs a person's approval (`approval: required`, per campaign or step): the first
+   * time, the step is written as a draft and the run waits without a timer (draft.approved or
+   * draft.rejected wakes it, and so does a reply, which ends it and cancels the draft). Returns
+   * null when no approval is needed, the approved draft to send, or 'wait'. A rejected draft ends
+   * the run.
+   */
+  async #approval(ctx: Ctx): Promise<DraftRow | null | 'wait'> {
+    const { run, lead, c } = ctx;
+    const step = c.spec.steps[run.step];
+    if ((step?.approval ?? c.spec.approval) !== 'required') return null;
+    const existing = await draftForStep(this.#d.db, run.id, run.step);
+    if (existing?.status === 'approved' || existing?.status === 'sent') return existing;
+    if (existing?.status === 'rejected') {
+      await this.#finish(ctx, 'draft_rejected', `step ${run.step + 1} rejected by ${existing.reviewed_by ?? 'a reviewer'}${existing.review_note ? `: ${existing.review_note}` : ''}`);
+      return 'wait';
+    }
+    if (!existing) {
+      const content = (run.draft ?? {}) as { subject?: string; text: string; html?: string };
+      const follow = run.step > 0 && run.last_message_id;
+      // A first message is drafted from the sender inbox least used today; it is then sent from that one.
+      const inboxId = run.inbox_id ?? (await this.#leastUsedSender(ctx));
+      await insertDraft(this.#d.db, {
+        id: newId('drf'), inbox_id: inboxId, reply_to_message_id: follow ? run.last_message_id : null, reply_all: false,
+        request: {
+          ...(follow ? {} : { to: [lead.email], subject: content.subject ?? c.spec.steps[0].subject }),
+          ...(follow && content.subject ? { subject: content.subject } : {}),
+          text: content.text, ...(content.html ? { html: content.html } : {}), trace_id: run.trace_id,
+          metadata: { campaign_id: c.row.id, run_id: run.id, lead_id: lead.id, step: run.step + 1 },
+        },
+        send_at: null, client_id: null, token_id: `campaign:${c.row.id}`, campaign_id: c.row.id, run_id: run.id, step: run.step,
+      }, { inbox_id: inboxId, thread_id: run.thread_id, trace_id: run.trace_id, data: { campaign_id: c.row.id, run_id: run.id, step: run.step + 1 } });
+    }
+    await this.#commit(ctx, { status: 'waiting' }, { job: null, spans: existing ? [] : [this.#decision(ctx, `step ${run.step + 1} drafted: waiting for approval`, {})] });
+    return 'wait';
+  }
+
+  async #leastUsedSender(ctx: Ctx): Promise<string> {
+    const usage = await usageFor(this.#d.db, ctx.c.row.id, localParts(ctx.now, ctx.c.spec.timezone).date);
+    return [...ctx.c.senders].sort((a, b) => (usage.get(a.inbox_id) ?? 0) / a.daily_cap - (usage.get(b.inbox_id) ?? 0) / b.daily_cap)[0].inbox_id;
+  }
+
   /** Takes a daily-cap slot for this send: the run's inbox for a follow-up, the least used sender for a first message. */
-  async #reserve(ctx: Ctx, key: string, day: string): Promise<string | null> {
+  async #reserve(ctx: Ctx, key: string, day: string, draftInbox?: string): Promise<string | null> {
     const { run, c, now } = ctx;
     const usage = await usageFor(this.#d.db, c.row.id, day);
-    const candidates = run.inbox_id
-      ? c.senders.filter((s) => s.inbox_id === run.inbox_id)
+    // A follow-up goes from the thread's inbox; an approved first message from the inbox its draft showed.
+    const fixed = run.inbox_id ?? draftInbox;
+    const candidates = fixed
+      ? c.senders.filter((s) => s.inbox_id === fixed)
       : [...c.senders].sort((a, b) => (usage.get(a.inbox_id) ?? 0) / a.daily_cap - (usage.get(b.inbox_id) ?? 0) / b.daily_cap);
     for (const s of candidates) {
       if ((usage.get(s.inbox_id) ?? 0) >= s.daily_cap) continue;
@@ -553,7 +607,18 @@ export class CampaignEngine {
         if (decision.action === 'reply' && text.trim()) {
           await onceOnly(this.#d.outbox.reply(c.principal, reply.id, { text, trace_id: run.trace_id, metadata: { campaign_id: c.row.id, run_id: run.id, response_to: reply.id } }, false, `campaign:${c.row.id}:run:${run.id}:reply:${reply.id}`));
         }
-        await finishReplied({ detail: decision.action === 'draft' ? `draft awaiting a human: ${text.slice(0, 500)}` : decision.summary });
+        let detail = decision.summary;
+        if (decision.action === 'draft' && text.trim()) {
+          // An answer for a person to approve (GET /v1/drafts): keyed by (run, reply) like a sent answer,
+          // so a repeated step finds the same draft. Approved, it is sent by the draft-send job.
+          const { row } = await insertDraft(this.#d.db, {
+            id: newId('drf'), inbox_id: run.inbox_id!, reply_to_message_id: reply.id, reply_all: false,
+            request: { text, trace_id: run.trace_id, metadata: { campaign_id: c.row.id, run_id: run.id, response_to: reply.id } },
+            send_at: null, client_id: `campaign:${c.row.id}:run:${run.id}:reply:${reply.id}`, token_id: `campaign:${c.row.id}`, campaign_id: c.row.id, run_id: run.id,
+          }, { inbox_id: run.inbox_id, thread_id: reply.thread_id, trace_id: run.trace_id, data: { campaign_id: c.row.id, run_id: run.id, response_to: reply.id } });
+          detail = `answer drafted for approval (${row.id}): ${text.slice(0, 400)}`;
+        }
+        await finishReplied({ detail });
         return 'yield';
       }
       case 'archive':
@@ -640,7 +705,10 @@ export class CampaignEngine {
           data: { run_id: run.id, campaign_id: c.row.id, lead: ctx.lead.email, outcome, detail: detail.slice(0, 500) },
         },
       ],
-      also: o.also,
+      also: async (trx) => {
+        await o.also?.(trx);
+        await cancelRunDrafts(trx as unknown as Kysely<Database>, run.id, `run ended: ${outcome}`);
+      },
     });
     this.#d.onRunEnded?.(c.row.id);
   }
@@ -648,7 +716,11 @@ export class CampaignEngine {
   async #agentFailed(ctx: Ctx, err: AgentFailure): Promise<void> {
     const { run, c } = ctx;
     const attempts = run.attempts + 1;
-    const span: SpanInput = { kind: 'agent', name: err.role, status: 'error', startedAt: new Date(), durationMs: 0, simAt: ctx.now, error: err.message.slice(0, 2000) };
+    const span: SpanInput = {
+      kind: 'agent', name: err.role, status: 'error', startedAt: new Date(), durationMs: 0, simAt: ctx.now, error: err.message.slice(0, 2000),
+      // What a model-backed agent tried before failing (each 429, the call that timed out): the reason's evidence.
+      ...(err.usage.length ? { input: { model_calls: err.usage } } : {}),
+    };
     try {
       if (attempts >= this.#o.maxAttempts) {
         await this.#commit(ctx, { status: 'dead', attempts, last_error: err.message.slice(0, 2000), detail: `dead-lettered after ${attempts} failed attempts: ${err.message}`.slice(0, 2000) }, {

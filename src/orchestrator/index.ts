@@ -10,6 +10,7 @@ import type { Store } from '../store/database.ts';
 import type { Database } from '../store/schema.ts';
 import { Campaigns } from './campaigns.ts';
 import { CampaignEngine, type EngineOptions } from './engine.ts';
+import type { LlmServerSettings } from './llm/settings.ts';
 import type { AgentRegistry } from './roles.ts';
 import { CampaignRouter } from './router.ts';
 
@@ -29,6 +30,8 @@ export interface OrchestratorDeps {
   inboxes: Inboxes;
   log: Logger;
   registry?: AgentRegistry;
+  /** The server's model for roles set to "llm" (config.llm). */
+  llm?: LlmServerSettings;
   options?: Partial<EngineOptions>;
   /** engine.ts `EngineDeps.unreadInbound`. */
   unreadInbound?: (inboxId: string) => Promise<boolean>;
@@ -41,7 +44,7 @@ export interface Orchestrator {
 }
 
 export async function startOrchestrator(d: OrchestratorDeps): Promise<Orchestrator> {
-  const campaigns = new Campaigns({ db: d.db, boss: d.boss, inboxes: d.inboxes, registry: d.registry });
+  const campaigns = new Campaigns({ db: d.db, boss: d.boss, inboxes: d.inboxes, registry: d.registry, llm: d.llm });
   // Completion is checked shortly after runs end, at most a few times a second, whatever the rate of endings.
   let completing: NodeJS.Timeout | null = null;
   const onRunEnded = () => {
@@ -50,7 +53,7 @@ export async function startOrchestrator(d: OrchestratorDeps): Promise<Orchestrat
       campaigns.completeFinished().catch((err) => d.log.warn({ err }, 'campaign completion check failed'));
     }, 250);
   };
-  const engine = new CampaignEngine({ db: d.db, boss: d.boss, outbox: d.outbox, messages: d.messages, registry: d.registry, log: d.log, options: d.options, onRunEnded, unreadInbound: d.unreadInbound });
+  const engine = new CampaignEngine({ db: d.db, boss: d.boss, outbox: d.outbox, messages: d.messages, registry: d.registry, llm: d.llm, log: d.log, options: d.options, onRunEnded, unreadInbound: d.unreadInbound });
   campaigns.attach(engine);
   if (d.store.engine === 'pglite') await retryOrphanedJobs(d.store, d.boss, d.log, QUEUES.campaign);
   await engine.start();

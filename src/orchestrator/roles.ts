@@ -161,6 +161,8 @@ export interface ModelUsage {
   latency_ms: number;
   /** HTTP attempts the call took (a 429 or a timeout is retried). */
   attempts?: number;
+  /** The prompt's file and version the call was made with ("respond.v1"). */
+  prompt?: string;
   /** Set when the call failed (the agent then fails the role call). */
   error?: string;
 }

@@ -22,6 +22,8 @@ import { orchestratorDb } from './tables.ts';
 export const ROUTED_TYPES = [
   'message.received', 'message.quarantined', 'message.released',
   'message.sent', 'message.bounced', 'message.failed', 'message.complained', 'message.suppressed', 'message.unsubscribed',
+  // A person approved or rejected a run's step draft: the run waiting for it goes on.
+  'draft.approved', 'draft.rejected',
 ];
 
 const CURSOR_KEY = 'campaign_router_cursor';
@@ -102,6 +104,7 @@ export class CampaignRouter {
           // A message leaving the outbox matters only to a run waiting for exactly that (stage
           // sequence): waking a run that is busy would make it redo the step it is on.
           count += (await wakeRuns(trx, this.#o.boss, await runsForEvents(trx, { outboundIds: keys.sentIds, threadIds: [], senders: [], suppressed: [] }), { waitingIn: 'sequence' })).length;
+          count += (await wakeRuns(trx, this.#o.boss, keys.draftRuns, { waitingIn: 'send' })).length;
         }
         if (page.next_cursor) at = page.next_cursor;
         if (page.data.length < PAGE) break;
@@ -120,8 +123,11 @@ function routeKeys(events: EventView[]) {
   const threadIds: string[] = [];
   const senders: { inboxId: string; address: string }[] = [];
   const suppressed: string[] = [];
+  const draftRuns: string[] = [];
   for (const e of events) {
-    if (e.type === 'message.sent') {
+    if (e.type === 'draft.approved' || e.type === 'draft.rejected') {
+      if (typeof e.data.run_id === 'string') draftRuns.push(e.data.run_id);
+    } else if (e.type === 'message.sent') {
       if (e.message_id) sentIds.push(e.message_id);
     } else if (['message.received', 'message.quarantined', 'message.released'].includes(e.type)) {
       if (e.thread_id) threadIds.push(e.thread_id);
@@ -133,7 +139,7 @@ function routeKeys(events: EventView[]) {
       if (recipient) suppressed.push(recipient);
     }
   }
-  return { outboundIds, threadIds, senders, suppressed, sentIds };
+  return { outboundIds, threadIds, senders, suppressed, sentIds, draftRuns };
 }
 
 async function readCursor(db: Kysely<Database>): Promise<string | null | undefined> {

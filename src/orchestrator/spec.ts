@@ -44,6 +44,8 @@ export const Step = z.object({
   html: z.string().max(500_000).optional(),
   /** Business days (Mon–Fri, recipient time) after the previous step was sent; the first step ignores it. */
   delay_business_days: z.number().min(0).max(90).default(2),
+  /** Overrides the campaign's `approval` for this step. */
+  approval: z.enum(['none', 'required']).optional(),
 }).strict();
 export type Step = z.infer<typeof Step>;
 
@@ -97,13 +99,36 @@ export const Lead = z.object({
 export type Lead = z.infer<typeof Lead>;
 export type LeadInput = z.input<typeof Lead>;
 
-/** Which implementation plays each role: "builtin" or a name registered with the server. */
+/** Which implementation plays each role: "builtin", "llm" (a model: see `llm`) or a name registered with the server. */
 export const AgentChoice = z.object({
   research: z.string().min(1).default('builtin'),
   personalize: z.string().min(1).default('builtin'),
   sequence: z.string().min(1).default('builtin'),
   respond: z.string().min(1).default('builtin'),
 }).strict();
+
+/** The model-backed roles' endpoints (orchestrator/llm/). */
+export const LLM_PROVIDERS = ['openai-compatible', 'anthropic'] as const;
+export type LlmProvider = (typeof LLM_PROVIDERS)[number];
+
+/**
+ * Names `llm.api_key_env` may take: a variable ending in _API_KEY that is not one of Mailroom's own.
+ * A campaign author can direct the named key to the base_url they choose, so the name is held to
+ * variables that are API keys by convention: never DATABASE_URL, an admin token or MAILROOM_LLM_API_KEY.
+ */
+export const LLM_KEY_ENV = /^(?!MAILROOM_)[A-Z][A-Z0-9_]*_API_KEY$/;
+
+/**
+ * The model the campaign's "llm" roles use, over the server's MAILROOM_LLM_* settings. The key is
+ * never stored: `api_key_env` names a variable of the server's environment that holds it.
+ */
+export const LlmSpec = z.object({
+  provider: z.enum(LLM_PROVIDERS).optional(),
+  base_url: z.url({ protocol: /^https?$/, error: 'an http(s) URL, e.g. http://127.0.0.1:11434/v1' }).max(2000).optional(),
+  model: z.string().min(1).max(200).optional(),
+  api_key_env: z.string().regex(LLM_KEY_ENV, 'the name of a server environment variable ending in _API_KEY (not MAILROOM_…), e.g. OPENAI_API_KEY').optional(),
+}).strict();
+export type LlmSpec = z.infer<typeof LlmSpec>;
 
 /**
  * Simulation: campaign time runs `scale` times faster than real time from the moment the campaign
@@ -132,8 +157,15 @@ export const CampaignFields = z.object({
   /** Reply text for the `reply` action (a template; the reply's classification is {{classification}}). */
   reply_template: z.string().max(100_000).optional(),
   agents: AgentChoice.prefault({}),
+  /** The model of the roles set to "llm" (merged over the server's MAILROOM_LLM_*). */
+  llm: LlmSpec.optional(),
   /** List-Unsubscribe (RFC 8058) on every campaign message. */
   marketing: z.boolean().default(true),
+  /**
+   * `required`: each step is written as a draft (GET /v1/drafts) and sent only once a person
+   * approves it; the run waits, and still stops on a reply, bounce or suppression meanwhile.
+   */
+  approval: z.enum(['none', 'required']).default('none'),
   leads: z.array(Lead).max(100_000).default([]),
   clock: ClockSpec.optional(),
   /** Extra labels on every message the campaign sends. */

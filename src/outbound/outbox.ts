@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
+import { a2aInfo, findA2a } from '../a2a/format.ts';
 import { canSeeInbox, type Principal } from '../auth/scopes.ts';
 import type { Config } from '../config/config.ts';
 import { MailroomError, notFound } from '../errors.ts';
@@ -61,6 +62,12 @@ export interface DeliveryView {
   metadata: Record<string, unknown>;
   scheduled_at: string | null;
   expires_at: string;
+}
+
+/** The a2a record of a message we send (its trust is null: it is ours, not verified at a receipt). */
+function outboundA2a(parts: Parameters<typeof findA2a>[0]): string | null {
+  const { envelope } = findA2a(parts);
+  return envelope ? JSON.stringify(a2aInfo(envelope)) : null;
 }
 
 /** Thrown inside the insert transaction when another request already holds the key: roll back, replay. */
@@ -219,6 +226,8 @@ export class Outbox {
           subject: parsed.subject, date: now, message_id: composed.messageId, in_reply_to: parsed.in_reply_to,
           references: JSON.stringify(parsed.references), text: parsed.text, html: parsed.html, headers: JSON.stringify(parsed.headers),
           size: raw.length, raw_sha256: rawSha, received_at: now, parse_warnings: JSON.stringify(parsed.warnings),
+          // What this inbox asked or answered (a2a/): how a requester's wait and lists find it by correlation id.
+          a2a: outboundA2a(parsed.attachments),
         }).execute();
         if (parsed.attachments.length) {
           await trx.insertInto('attachments').values(parsed.attachments.map((a, i) => ({

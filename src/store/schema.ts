@@ -94,6 +94,8 @@ export interface MessageTable {
   kind_evidence: Json<string[]> | null;
   disposition: 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released' | null;
   extracted_text: string | null;
+  /** The a2a envelope and its trust (a2a/format.ts A2aInfo); null unless the message has an a2a part. Migration 009. */
+  a2a: Json<Record<string, unknown>> | null;
   created_at: Generated<Timestamp>;
 }
 

@@ -1,6 +1,8 @@
 import { Core, type ClientOptions, type CoreRequest, type QueryValue, type RequestOptions } from './core.ts';
+import { A2a } from './a2a.ts';
 import { Domains, Limits, Suppressions, Tokens } from './admin.ts';
 import { Campaigns, Runs } from './campaigns.ts';
+import { Drafts } from './drafts.ts';
 import { Events } from './events.ts';
 import { Inboxes } from './inboxes.ts';
 import { Messages } from './messages.ts';
@@ -32,6 +34,10 @@ export class Mailroom {
   readonly tokens: Tokens;
   readonly campaigns: Campaigns;
   readonly runs: Runs;
+  /** Drafts a person approves before they go (`drafts:write` writes them; approving needs `messages:send`). */
+  readonly drafts: Drafts;
+  /** Agent-to-agent email: `request` (send, then the correlated reply's payload), `respond`, `requests()`. */
+  readonly a2a: A2a;
   readonly #core: Core;
 
   constructor(options: ClientOptions) {
@@ -48,6 +54,8 @@ export class Mailroom {
     this.tokens = new Tokens(core);
     this.campaigns = new Campaigns(core);
     this.runs = new Runs(core);
+    this.drafts = new Drafts(core);
+    this.a2a = new A2a(core, { inboxes: this.inboxes, messages: this.messages, events: this.events });
   }
 
   get baseUrl(): string {

@@ -58,6 +58,25 @@ export class MailroomTimeoutError extends MailroomConnectionError {
   }
 }
 
+/**
+ * `a2a.request` / `a2a.waitForResponse`: no authenticated response with the request's correlation id
+ * arrived in time. The request was sent (`messageId`); a response that arrives later is still
+ * delivered to the inbox and can be found with `a2a_correlation_id`.
+ */
+export class A2aTimeoutError extends MailroomError {
+  readonly correlationId: string;
+  readonly messageId: string;
+  readonly timeoutMs: number;
+
+  constructor(correlationId: string, messageId: string, timeoutMs: number) {
+    super(`no a2a response to ${messageId} (correlation id ${correlationId}) within ${timeoutMs} ms`);
+    this.name = 'A2aTimeoutError';
+    this.correlationId = correlationId;
+    this.messageId = messageId;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
 /** A webhook delivery whose headers, signature or timestamp do not check out. */
 export class WebhookVerificationError extends MailroomError {
   constructor(message: string) {

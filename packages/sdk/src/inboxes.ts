@@ -61,7 +61,7 @@ export class Inboxes {
       const t0 = Date.now();
       const r = await this.#core.request<{ message: Message | null }>({
         method: 'GET', path: `/v1/inboxes/${seg(inboxId)}/messages/wait`,
-        query: { thread_id: params.thread_id, from: params.from, since, timeout: String(Math.round(sliceMs) / 1000) },
+        query: { thread_id: params.thread_id, from: params.from, a2a: params.a2a, a2a_correlation_id: params.a2a_correlation_id, since, timeout: String(Math.round(sliceMs) / 1000) },
         // The server holds the request open for the slice: the attempt timeout must outlast it.
         options: { ...options, signal, timeoutMs: sliceMs + Math.max(options.timeoutMs ?? this.#core.timeoutMs, 15_000) },
       });

@@ -1,7 +1,7 @@
 export { Mailroom } from './client.ts';
 export { defineCampaign, type CreateCampaignOptions, type ImportCsvParams } from './campaigns.ts';
 export type { ClientOptions, FetchLike, RequestOptions } from './core.ts';
-export { MailroomApiError, MailroomConnectionError, MailroomError, MailroomTimeoutError, WebhookVerificationError } from './errors.ts';
+export { A2aTimeoutError, MailroomApiError, MailroomConnectionError, MailroomError, MailroomTimeoutError, WebhookVerificationError } from './errors.ts';
 export { Page, PagePromise } from './pagination.ts';
 export { verifyWebhook, type VerifyWebhookOptions, type WebhookHeaders } from './verify.ts';
 export type { DownloadedAttachment, ReplyOptions, SendOptions } from './messages.ts';
@@ -12,4 +12,6 @@ export type { Events } from './events.ts';
 export type { Webhooks } from './webhooks.ts';
 export type { Domains, Limits, Suppressions, Tokens } from './admin.ts';
 export type { Campaigns, Runs } from './campaigns.ts';
+export type { Drafts } from './drafts.ts';
+export type { A2a, A2aReceived, A2aRequestParams, A2aRespondOptions, A2aSendOptions, A2aSendParams, A2aSent } from './a2a.ts';
 export type * from './types.ts';

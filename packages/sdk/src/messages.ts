@@ -25,7 +25,8 @@ export interface DownloadedAttachment {
   sha256: string | null;
 }
 
-function sendBody(params: SendParams): Record<string, unknown> {
+/** The body of a send (or a draft): attachment bytes as the base64 the REST API takes. */
+export function sendBody(params: Partial<SendParams>): Record<string, unknown> {
   if (!params.attachments) return { ...params };
   return {
     ...params,

@@ -92,6 +92,30 @@ export interface MessageSummary {
   kind: MessageKind | null;
   return_date: string | null;
   disposition: Disposition | null;
+  /** Agent-to-agent mail (docs/a2a.md), without the payload in lists; null for ordinary mail. */
+  a2a: A2aSummary | null;
+}
+
+/** The a2a part of a message, as lists show it (no payload). */
+export interface A2aSummary {
+  type: 'request' | 'response';
+  intent: string;
+  correlation_id: string;
+  reply_expected_by: string | null;
+  /** Responses: the Message-ID of the request answered. */
+  in_reply_to: string | null;
+  /**
+   * Received mail: true only when DKIM aligned with the From domain passed and DMARC passed. Never act
+   * on a payload whose message is not authenticated. null for mail this server sent.
+   */
+  authenticated: boolean | null;
+  authenticated_domain: string | null;
+  /** Why it is not authenticated: dkim_not_aligned_pass, dmarc_not_pass, no_auth_verdict. */
+  signals: { kind: string; evidence: string }[];
+}
+
+export interface A2aInfo<P = unknown> extends A2aSummary {
+  payload: P;
 }
 
 export type AuthResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror' | 'policy';
@@ -118,6 +142,7 @@ export interface Message extends MessageSummary {
   security: { auth?: AuthVerdict; injection?: Injection } | null;
   kind_evidence: string[] | null;
   extracted_text: string | null;
+  a2a: A2aInfo | null;
 }
 
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'bounced' | 'failed' | 'suppressed';
@@ -166,6 +191,10 @@ export interface MessageListParams extends PageParams {
   from?: string;
   /** Search: subject, sender and text contain every word (case-insensitive). */
   q?: string;
+  /** Only a2a mail of this type: sent by this inbox, or received and authenticated. */
+  a2a?: 'request' | 'response' | 'any';
+  /** Only a2a mail with this correlation id: sent by this inbox, or received and authenticated. */
+  a2a_correlation_id?: string;
 }
 
 export interface SendAttachment {
@@ -197,6 +226,50 @@ export interface SendParams {
   marketing?: boolean;
 }
 
+export type DraftStatus = 'pending' | 'approved' | 'sent' | 'failed' | 'rejected' | 'cancelled';
+
+export interface DraftParams extends Omit<SendParams, 'dedupe'> {
+  /** A message of this inbox the draft answers (its thread, "Re:" subject, to its sender unless `to` is given). */
+  reply_to_message_id?: string;
+  reply_all?: boolean;
+  /** Once approved, send at this time (ISO 8601; default at once). */
+  send_at?: string;
+  /** Idempotent creation: the same client_id in this inbox returns the same draft. */
+  client_id?: string;
+}
+
+export interface Draft {
+  id: string;
+  inbox_id: string;
+  status: DraftStatus;
+  reply_to_message_id: string | null;
+  reply_all: boolean;
+  /** What will be sent (attachments as base64). */
+  content: Omit<SendParams, 'dedupe' | 'attachments'> & { to?: string[]; cc?: string[]; bcc?: string[]; attachments?: { filename: string; content_type?: string; content: string }[] };
+  send_at: string | null;
+  client_id: string | null;
+  campaign_id: string | null;
+  run_id: string | null;
+  /** The campaign step (1-based) this draft is. */
+  step: number | null;
+  /** The outbound message, once sent. */
+  message_id: string | null;
+  reviewed_by: string | null;
+  review_note: string | null;
+  /** Why it failed, was cancelled, or went back to pending. */
+  error: { code: string; message: string } | null;
+  created_at: string;
+  updated_at: string;
+  approved_at: string | null;
+  sent_at: string | null;
+}
+
+export interface DraftListParams extends PageParams {
+  inbox_id?: string;
+  status?: DraftStatus;
+  campaign_id?: string;
+}
+
 export interface Thread {
   id: string;
   inbox_id: string;
@@ -211,7 +284,7 @@ export interface ThreadWithMessages extends Thread {
   messages: Message[];
 }
 
-export type Scope = 'inboxes:read' | 'inboxes:write' | 'messages:read' | 'messages:send' | 'webhooks:write' | 'admin' | (string & {});
+export type Scope = 'inboxes:read' | 'inboxes:write' | 'messages:read' | 'messages:send' | 'drafts:write' | 'webhooks:write' | 'campaigns:read' | 'campaigns:write' | 'admin' | (string & {});
 
 export interface Token {
   id: string;
@@ -358,6 +431,10 @@ export interface WaitForReplyParams {
   thread_id?: string;
   /** Only a message from this address, or from a domain written "@example.com". */
   from?: string;
+  /** Only authenticated a2a mail of this type (`any`: either). */
+  a2a?: 'request' | 'response' | 'any';
+  /** Only authenticated a2a mail with this correlation id (the response to your request). */
+  a2a_correlation_id?: string;
   /**
    * Return at once a matching message that arrived at or after this time. Default: the moment of
    * the call, as the server's clock has it.
@@ -485,6 +562,8 @@ export interface CampaignStep {
   html?: string;
   /** Business days (Mon–Fri, recipient time) after the previous step was sent (default 2); the first step ignores it. */
   delay_business_days?: number;
+  /** Overrides the campaign's `approval` for this step. */
+  approval?: 'none' | 'required';
 }
 
 export interface StopConditions {
@@ -519,11 +598,23 @@ export interface CampaignLead {
 }
 
 /** Which implementation plays each role: "builtin" (the default) or a name registered with the server. */
+/** Per role: "builtin" (default), "llm" (the model of `llm`), or a name the server registered. */
 export interface CampaignAgents {
   research?: string;
   personalize?: string;
   sequence?: string;
   respond?: string;
+}
+
+/**
+ * The model of the roles set to "llm", over the server's MAILROOM_LLM_* settings. No key is ever
+ * sent: `api_key_env` names a variable of the server's environment (ending in _API_KEY) holding it.
+ */
+export interface CampaignLlm {
+  provider?: 'openai-compatible' | 'anthropic';
+  base_url?: string;
+  model?: string;
+  api_key_env?: string;
 }
 
 /**
@@ -549,8 +640,11 @@ export interface CampaignDefinition {
   /** The reply for the `reply` action (a template; `{{classification}}` is the reply's class). */
   reply_template?: string;
   agents?: CampaignAgents;
+  llm?: CampaignLlm;
   /** List-Unsubscribe (RFC 8058) on every campaign message (default true). */
   marketing?: boolean;
+  /** "required": every step is a draft a person approves (GET /v1/drafts) before it is sent (default "none"). */
+  approval?: 'none' | 'required';
   /** At most 100 000; more with `campaigns.addLeads` / `importCsv`. */
   leads?: CampaignLead[];
   /**

@@ -32,7 +32,7 @@ export function waitRoutes(app: OpenAPIHono<Env>, deps: { inboxes: Inboxes; mess
       const seconds = Math.min(q.timeout ?? DEFAULT_WAIT_SECONDS, deps.maxSeconds);
       // The client hanging up ends the wait (and its subscription) at once.
       const message = await deps.tail.waitFor(
-        () => deps.messages.firstArrival(inbox_id, { since, thread_id: q.thread_id, from: q.from }),
+        () => deps.messages.firstArrival(inbox_id, { since, thread_id: q.thread_id, from: q.from, a2a: q.a2a, a2a_correlation_id: q.a2a_correlation_id }),
         seconds * 1000,
         c.req.raw.signal,
       );

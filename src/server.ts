@@ -162,7 +162,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     const orchestrator = await startOrchestrator({
       store, db: store.db, boss, tail, outbox, messages, inboxes, log, registry, llm: config.llm,
       unreadInbound: async (inboxId) => acceptor.holdsUnwritten(inboxId) || hasUnreadReceipt(store.db, inboxId),
-      options: { agentTimeoutMs: config.campaigns.agentTimeoutMs, maxAttempts: config.campaigns.maxAttempts, retryBaseMs: config.campaigns.retryBaseMs, ...opts.engine },
+      options: { agentTimeoutMs: config.campaigns.agentTimeoutMs, maxAttempts: config.campaigns.maxAttempts, retryBaseMs: config.campaigns.retryBaseMs, decisionsPerSecond: config.campaigns.decisionsPerSecond, ...opts.engine },
     });
     cleanups.push(() => orchestrator.stop());
 

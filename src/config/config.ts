@@ -61,6 +61,7 @@ const EnvSchema = z.object({
   MAILROOM_AGENT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   MAILROOM_AGENT_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
   MAILROOM_AGENTS_MODULE: z.string().optional(),
+  MAILROOM_ORCHESTRATOR_DECISIONS_PER_SECOND: z.coerce.number().positive().max(100_000).default(100),
   // Model-backed agent roles (orchestrator/llm/): the server's model; a campaign's llm block overrides it.
   MAILROOM_LLM_PROVIDER: z.enum(LLM_PROVIDERS, { error: `one of ${LLM_PROVIDERS.join(', ')}` }).optional(),
   MAILROOM_LLM_BASE_URL: z.url({ protocol: /^https?$/, error: 'an http(s) URL, e.g. http://127.0.0.1:11434/v1' }).optional(),
@@ -135,6 +136,8 @@ export interface Config {
     retryBaseMs: number;
     /** A module whose default export (or `agents`) registers agent implementations by role and name. */
     agentsModule?: string;
+    /** The centralized pattern's orchestrator loop: at most this many decisions a second per process (K). */
+    decisionsPerSecond: number;
   };
   /** The server's model for the "llm" agent roles; each field may be overridden by a campaign's `llm` block. */
   llm: {
@@ -214,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAttempts: e.MAILROOM_AGENT_MAX_ATTEMPTS,
       retryBaseMs: e.MAILROOM_AGENT_RETRY_BASE_MS,
       agentsModule: e.MAILROOM_AGENTS_MODULE,
+      decisionsPerSecond: e.MAILROOM_ORCHESTRATOR_DECISIONS_PER_SECOND,
     },
     llm: {
       provider: e.MAILROOM_LLM_PROVIDER,

@@ -17,7 +17,7 @@ export const EVENT_TYPES = [
   'domain.created', 'domain.verified', 'domain.throttled', 'domain.resumed',
   'webhook.disabled', 'webhook.replayed',
   'campaign.created', 'campaign.paused', 'campaign.resumed', 'campaign.completed',
-  'run.reply', 'run.escalated', 'run.finished', 'run.dead', 'run.retried',
+  'run.reply', 'run.escalated', 'run.finished', 'run.dead', 'run.retried', 'run.rerouted',
   'draft.created', 'draft.updated', 'draft.approved', 'draft.rejected', 'draft.sent', 'draft.failed', 'draft.cancelled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

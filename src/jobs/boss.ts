@@ -55,15 +55,13 @@ export async function startBoss(store: Store, onError: (err: Error) => void): Pr
     retryDelayMax: 900,
     expireInSeconds: 900,
   }).catch(ignoreExisting);
-  await boss.createQueue(QUEUES.campaign, {
-    // For a worker that crashed or threw unexpectedly; agent failures are retried by the run
-    // itself (with its own backoff, then the dead-letter state), so they never reach this.
-    retryLimit: 20,
-    retryDelay: 5,
-    retryBackoff: true,
-    retryDelayMax: 600,
-    expireInSeconds: 900,
-  }).catch(ignoreExisting);
+  // Campaign runs: the queue jobs went to before coordination patterns, and one per role plus the
+  // centralized orchestrator's (orchestrator/patterns.ts; names written out here because jobs/
+  // comes before orchestrator/). Retries are for a worker that crashed or threw unexpectedly;
+  // agent failures are retried by the run itself (its own backoff, then the dead-letter state).
+  for (const name of [QUEUES.campaign, 'campaign-research', 'campaign-personalize', 'campaign-sequence', 'campaign-send', 'campaign-orchestrator']) {
+    await boss.createQueue(name, { retryLimit: 20, retryDelay: 5, retryBackoff: true, retryDelayMax: 600, expireInSeconds: 900 }).catch(ignoreExisting);
+  }
   // An approved draft's send: a failure here is the outbox refusing or the database gone; the
   // outbox's idempotency key (draft:<id>) makes a retry after a crash a replay, not a second send.
   await boss.createQueue(QUEUES.draft, { retryLimit: 10, retryDelay: 5, retryBackoff: true, retryDelayMax: 600, expireInSeconds: 300 }).catch(ignoreExisting);

@@ -14,6 +14,7 @@ import type { LlmServerSettings } from './llm/settings.ts';
 import { leadTimeZone, type CampaignClock } from './calendar.ts';
 import type { CampaignEngine } from './engine.ts';
 import type { AgentRegistry } from './roles.ts';
+import { queueFor } from './patterns.ts';
 import { ensureRouterCursor } from './router.ts';
 import { CampaignSpec, Lead, type LeadInput } from './spec.ts';
 import { ENDED, eventsOfTrace, funnel, getCampaign, getRun, LIVE, queueRunJobs, spansOf, type Funnel } from './store.ts';
@@ -198,7 +199,7 @@ export class Campaigns {
         outcome: null, reply_class: null, detail: null, last_error: null, job_id: paused ? null : randomUUID(), created_at: now, updated_at: now, finished_at: null,
       }));
       await trx.insertInto('campaign_runs').values(runs).execute();
-      if (!paused) await queueRunJobs(trx as unknown as Kysely<Database>, this.#boss, runs.map((r) => ({ runId: r.id, jobId: r.job_id! })));
+      if (!paused) await queueRunJobs(trx as unknown as Kysely<Database>, this.#boss, runs.map((r) => ({ runId: r.id, jobId: r.job_id!, queue: queueFor(spec.pattern, 'research') })));
     }
   }
 
@@ -267,8 +268,9 @@ export class Campaigns {
       await trx.updateTable('campaigns').set({ status: to, updated_at: new Date() }).where('id', '=', id).execute();
       if (to === 'running') {
         // Every run that was waiting on the pause gets a job again: each looks at where it stands.
-        const runs = await trx.selectFrom('campaign_runs').select(['id']).where('campaign_id', '=', id).where('status', 'in', [...LIVE, 'paused']).execute();
-        const jobs = runs.map((r) => ({ runId: r.id, jobId: randomUUID() }));
+        const runs = await trx.selectFrom('campaign_runs').select(['id', 'stage']).where('campaign_id', '=', id).where('status', 'in', [...LIVE, 'paused']).execute();
+        const pattern = (row.spec as unknown as CampaignSpec).pattern;
+        const jobs = runs.map((r) => ({ runId: r.id, jobId: randomUUID(), queue: queueFor(pattern, r.stage) }));
         for (const j of jobs) {
           await trx.updateTable('campaign_runs').set({ job_id: j.jobId, version: sql`version + 1`, updated_at: new Date(), status: sql`CASE WHEN status = 'paused' THEN 'pending' ELSE status END` as never })
             .where('id', '=', j.runId).execute();
@@ -370,7 +372,9 @@ export class Campaigns {
       if (!row) return null;
       // A dead run whose stage was already "finished" (it failed while ending) starts over at research.
       if (row.stage === 'finished') await trx.updateTable('campaign_runs').set({ stage: 'research' }).where('id', '=', id).execute();
-      await queueRunJobs(trx as unknown as Kysely<Database>, this.#boss, [{ runId: id, jobId }]);
+      const campaign = await trx.selectFrom('campaigns').select('spec').where('id', '=', row.campaign_id).executeTakeFirstOrThrow();
+      const queue = queueFor((campaign.spec as unknown as CampaignSpec).pattern, row.stage === 'finished' ? 'research' : row.stage);
+      await queueRunJobs(trx as unknown as Kysely<Database>, this.#boss, [{ runId: id, jobId, queue }]);
       await appendEvents(trx as unknown as Kysely<Database>, [{ type: 'run.retried', inbox_id: row.inbox_id, thread_id: row.thread_id, trace_id: row.trace_id, data: { run_id: id, campaign_id: row.campaign_id } }]);
       await trx.updateTable('campaigns').set({ status: 'running', completed_at: null }).where('id', '=', row.campaign_id).where('status', '=', 'completed').execute();
       return row;

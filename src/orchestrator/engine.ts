@@ -25,9 +25,10 @@ import type { AgentRegistry, AgentSet, HistoryMessage, ModelUsage, ResponseDecis
 import { DEFAULT_RESPONSES, type CampaignSpec, type Lead, type ResponseActionType } from './spec.ts';
 import {
   bounceOf, commitRun, firstSendAt, FREEMAIL, getCampaign, getLead, getRun, getSend, historyWith, newJob, nextReply,
-  reserveSend, sentSteps, StaleRun, threadMessages, usageFor, wakeRuns, type CommitOptions, type ReplyCandidate, type RunChanges, type SpanInput,
+  reserveSend, sentSteps, StaleRun, threadMessages, usageFor, wakeRuns, type CommitOptions, type JobRequest, type ReplyCandidate, type RunChanges, type SpanInput,
 } from './store.ts';
-import { type CampaignRow, type LeadRow, type RunRow, type SenderRef } from './tables.ts';
+import { type CampaignRow, type LeadRow, type RunRow, type RunStage, type SenderRef } from './tables.ts';
+import { DecisionBudget, ORCHESTRATOR_QUEUE, queueFor, ROLE_QUEUES, ROLES, roleOf, type Role } from './patterns.ts';
 import { renderTemplate } from './template.ts';
 
 /**
@@ -67,9 +68,16 @@ export interface EngineOptions {
    * holds back only the runs of its own batch (measured: bench/README.md, Campaigns).
    */
   workers: number;
+  /** The centralized pattern's orchestrator: decisions per second of this process's loop (K). */
+  decisionsPerSecond: number;
+  /** How often the hybrid pattern's watcher looks at its checkpoints. */
+  watchIntervalMs: number;
 }
 
-export const DEFAULT_ENGINE_OPTIONS: EngineOptions = { agentTimeoutMs: 60_000, maxAttempts: 5, retryBaseMs: 2_000, batchSize: 4, workers: 4 };
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = { agentTimeoutMs: 60_000, maxAttempts: 5, retryBaseMs: 2_000, batchSize: 4, workers: 4, decisionsPerSecond: 100, watchIntervalMs: 2_000 };
+
+/** Who works a job: a role's worker, the centralized orchestrator, or (jobs queued before patterns) anyone. */
+type Worker = Role | 'orchestrator' | null;
 
 export interface EngineDeps {
   db: Kysely<Database>;
@@ -136,28 +144,39 @@ export class CampaignEngine {
   readonly #d: EngineDeps;
   readonly #o: EngineOptions;
   readonly #campaigns = new Map<string, LiveCampaign>();
-  #workerId: string | null = null;
+  #workerIds: string[] = [];
+  #budget: DecisionBudget;
 
   constructor(deps: EngineDeps) {
     this.#d = deps;
     this.#o = { ...DEFAULT_ENGINE_OPTIONS, ...deps.options };
+    this.#budget = new DecisionBudget(this.#o.decisionsPerSecond);
   }
 
   async start(): Promise<void> {
-    this.#workerId = await this.#d.boss.work<{ run_id: string }>(QUEUES.campaign, {
-      batchSize: this.#o.batchSize,
-      localConcurrency: this.#o.workers,
-      // Fetch again at once while batches come back full (pg-boss ignores this at batch size 1).
-      burstWhenBatchFull: true,
-      pollingIntervalSeconds: 0.5,
-    }, async (jobs) => {
-      await Promise.all(jobs.map((j) => this.advance(j.data.run_id, j.id)));
-    });
+    const work = async (queue: string, worker: Worker, localConcurrency: number, batchSize: number) => {
+      this.#workerIds.push(await this.#d.boss.work<{ run_id: string }>(queue, {
+        batchSize,
+        localConcurrency,
+        // Fetch again at once while batches come back full (pg-boss ignores this at batch size 1).
+        burstWhenBatchFull: true,
+        pollingIntervalSeconds: 0.5,
+      }, async (jobs) => {
+        // The orchestrator decides one run at a time, in order, within its budget.
+        if (worker === 'orchestrator') for (const j of jobs) await this.advance(j.data.run_id, j.id, worker);
+        else await Promise.all(jobs.map((j) => this.advance(j.data.run_id, j.id, worker)));
+      }));
+    };
+    // Each role its own pool: a slow agent of one role never holds another role's runs.
+    const perRole = Math.max(1, Math.ceil(this.#o.workers / 2));
+    for (const role of ROLES) await work(ROLE_QUEUES[role], role, perRole, this.#o.batchSize);
+    await work(ORCHESTRATOR_QUEUE, 'orchestrator', 1, 16);
+    await work(QUEUES.campaign, null, 1, this.#o.batchSize);
   }
 
-  /** Wakes this process's worker now (the router just queued jobs): no wait for the next poll. */
+  /** Wakes this process's workers now (the router just queued jobs): no wait for the next poll. */
   nudge(): void {
-    if (this.#workerId) this.#d.boss.notifyWorker(this.#workerId);
+    for (const id of this.#workerIds) this.#d.boss.notifyWorker(id);
   }
 
   /** Drops cached campaign state (pause, resume): the next job reads it afresh. */
@@ -165,9 +184,15 @@ export class CampaignEngine {
     this.#campaigns.delete(campaignId);
   }
 
-  /** One job's work on a run: as many steps as can be taken now, then commit what it waits for. */
-  async advance(runId: string, jobId: string): Promise<void> {
+  /**
+   * One job's work on a run. A role's worker takes the steps of its role, then hands the run on:
+   * to the next role's queue (decentralized, hybrid) or back to the orchestrator (centralized),
+   * committing the handoff job. The orchestrator takes one decision per job — which role works the
+   * run next — within its budget. A job queued before patterns existed takes every step it can.
+   */
+  async advance(runId: string, jobId: string, worker: Worker = null): Promise<void> {
     const { db, log } = this.#d;
+    if (worker === 'orchestrator') await this.#budget.take();
     for (let hop = 0; hop < MAX_HOPS; hop++) {
       const run = await getRun(db, runId);
       if (!run || run.job_id !== jobId) return; // replaced by a newer job, or gone
@@ -178,8 +203,22 @@ export class CampaignEngine {
       if (!c || c.row.status === 'paused' || c.row.status === 'cancelled') return;
       const lead = (await getLead(db, run.lead_id))!;
       const ctx: Ctx = { run, lead, data: lead.data as unknown as Lead, c, now: clockNow(c.clock) };
+      const pattern = c.spec.pattern;
+      if (worker === 'orchestrator' || (worker !== null && roleOf(run.stage) !== worker)) {
+        // The orchestrator's decision (or a job that reached the wrong role, e.g. a wake-up queued
+        // before the stage changed): send the run to the role that works its stage.
+        const to = worker === 'orchestrator' ? ROLE_QUEUES[roleOf(run.stage)] : queueFor(pattern, run.stage);
+        await this.#handOff(ctx, to, worker ?? 'orchestrator').catch((err) => { if (!(err instanceof StaleRun)) throw err; });
+        return;
+      }
       try {
         if ((await this.#step(ctx)) === 'yield') return;
+        // The step is done and the run goes on: with its own worker if the next stage is the same
+        // role's, else handed to the queue its pattern names.
+        if (worker !== null && (pattern === 'centralized' || roleOf(ctx.run.stage) !== worker)) {
+          await this.#handOff(ctx, queueFor(pattern, ctx.run.stage), worker);
+          return;
+        }
       } catch (err) {
         if (err instanceof StaleRun) return;
         if (err instanceof AgentFailure) return this.#agentFailed(ctx, err);
@@ -190,7 +229,19 @@ export class CampaignEngine {
     // Never expected (each hop commits progress); keep going in a fresh job rather than spin.
     log.warn({ runId }, 'campaign run took many steps in one job; continuing in a new job');
     const run = await getRun(db, runId);
-    if (run && run.job_id === jobId) await commitRun(db, this.#d.boss, run, {}, { job: newJob() }).catch(() => {});
+    const c = run && (await this.#campaign(run.campaign_id));
+    if (run && c && run.job_id === jobId) await commitRun(db, this.#d.boss, run, {}, { job: newJob(queueFor(c.spec.pattern, run.stage)) }).catch(() => {});
+  }
+
+  /** Commits the run's next job on `queue`: the durable handoff (a decision span when the orchestrator made it). */
+  async #handOff(ctx: Ctx, queue: string, from: Worker | 'orchestrator'): Promise<void> {
+    const spans = from === 'orchestrator' ? [this.#decision(ctx, `orchestrator: ${roleOf(ctx.run.stage)} next`, { queue })] : [];
+    await this.#commit(ctx, { status: 'active' }, { job: newJob(queue), spans });
+  }
+
+  /** A job for this run at `stage` (default: where it is), on the queue its pattern puts that stage. */
+  #job(ctx: Ctx, startAfter?: Date, stage: RunStage = ctx.run.stage): JobRequest {
+    return newJob(queueFor(ctx.c.spec.pattern, stage), startAfter);
   }
 
   async #campaign(id: string): Promise<LiveCampaign | null> {
@@ -298,7 +349,7 @@ export class CampaignEngine {
     // remote's RCPT is known before the next step is. message.sent (or bounced) wakes the run.
     if (sent.some((x) => x.pending)) {
       await this.#commit(ctx, { status: 'waiting' }, {
-        job: newJob(new Date(Date.now() + DELIVERY_RECHECK_MS)),
+        job: this.#job(ctx, new Date(Date.now() + DELIVERY_RECHECK_MS)),
         spans: [this.#decision(ctx, `waiting for step ${run.step} to leave the outbox`, { message_id: sent.find((x) => x.pending)!.message_id })],
       });
       // It may have left between the look and the commit, when the router saw this run busy and let
@@ -337,7 +388,7 @@ export class CampaignEngine {
       return;
     }
     const startAfter = new Date(realAt(ctx.c.clock, until));
-    await this.#commit(ctx, { ...changes, status: 'waiting' }, { spans, also, job: newJob(startAfter) });
+    await this.#commit(ctx, { ...changes, status: 'waiting' }, { spans, also, job: this.#job(ctx, startAfter, changes.stage ?? ctx.run.stage) });
   }
 
   async #send(ctx: Ctx): Promise<Next> {
@@ -733,7 +784,7 @@ export class CampaignEngine {
       }
       // Exponential backoff with full jitter, in real time (a retry is about the agent, not the campaign's clock).
       const delay = this.#o.retryBaseMs * 2 ** (attempts - 1) * (0.5 + Math.random() / 2);
-      await this.#commit(ctx, { attempts, last_error: err.message.slice(0, 2000), status: 'active' }, { spans: [span], job: newJob(new Date(Date.now() + delay)) });
+      await this.#commit(ctx, { attempts, last_error: err.message.slice(0, 2000), status: 'active' }, { spans: [span], job: this.#job(ctx, new Date(Date.now() + delay)) });
     } catch (e) {
       if (!(e instanceof StaleRun)) throw e;
     }

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { EventTail } from '../events/tail.ts';
 import type { Inboxes } from '../inboxes/inboxes.ts';
-import { retryOrphanedJobs, QUEUES } from '../jobs/boss.ts';
+import { bossSchemaFor, retryOrphanedJobs, QUEUES } from '../jobs/boss.ts';
 import type { Logger } from '../log.ts';
 import type { Messages } from '../messages/messages.ts';
 import type { Outbox } from '../outbound/outbox.ts';
@@ -12,7 +12,9 @@ import { Campaigns } from './campaigns.ts';
 import { CampaignEngine, type EngineOptions } from './engine.ts';
 import type { LlmServerSettings } from './llm/settings.ts';
 import type { AgentRegistry } from './roles.ts';
+import { RUN_QUEUES } from './patterns.ts';
 import { CampaignRouter } from './router.ts';
+import { CheckpointWatcher } from './watcher.ts';
 
 /**
  * The orchestrator of one process: the campaign service (API side), the engine that works run jobs
@@ -55,10 +57,15 @@ export async function startOrchestrator(d: OrchestratorDeps): Promise<Orchestrat
   };
   const engine = new CampaignEngine({ db: d.db, boss: d.boss, outbox: d.outbox, messages: d.messages, registry: d.registry, llm: d.llm, log: d.log, options: d.options, onRunEnded, unreadInbound: d.unreadInbound });
   campaigns.attach(engine);
-  if (d.store.engine === 'pglite') await retryOrphanedJobs(d.store, d.boss, d.log, QUEUES.campaign);
+  if (d.store.engine === 'pglite') for (const q of [QUEUES.campaign, ...RUN_QUEUES]) await retryOrphanedJobs(d.store, d.boss, d.log, q);
   await engine.start();
   const router = new CampaignRouter({ db: d.db, boss: d.boss, tail: d.tail, log: d.log, onWake: () => engine.nudge() });
   router.start();
+  const watcher = new CheckpointWatcher({
+    db: d.db, boss: d.boss, log: d.log, bossSchema: bossSchemaFor(d.store.postgres?.schema ?? null),
+    onPaused: (id) => engine.forget(id), onWake: () => engine.nudge(), ...(d.options?.watchIntervalMs ? { intervalMs: d.options.watchIntervalMs } : {}),
+  });
+  watcher.start();
   // A campaign whose last runs ended while no process was up is completed on the next start.
   void campaigns.completeFinished().catch(() => {});
   return {
@@ -66,6 +73,7 @@ export async function startOrchestrator(d: OrchestratorDeps): Promise<Orchestrat
     engine,
     async stop() {
       await router.stop();
+      await watcher.stop();
       if (completing) clearTimeout(completing);
     },
   };

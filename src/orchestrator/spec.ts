@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PATTERNS } from './patterns.ts';
 
 /**
  * What a campaign is, as its author writes it (a YAML or JSON file, the body of POST /v1/campaigns,
@@ -166,6 +167,17 @@ export const CampaignFields = z.object({
    * approves it; the run waits, and still stops on a reply, bounce or suppression meanwhile.
    */
   approval: z.enum(['none', 'required']).default('none'),
+  /** How the agents coordinate (patterns.ts): hybrid (default), decentralized or centralized. */
+  pattern: z.enum(PATTERNS).default('hybrid'),
+  /** The hybrid pattern's watcher (watcher.ts): when it steps in. */
+  checkpoints: z.object({
+    /** A stage started and not finished within this many seconds is re-queued for another worker. */
+    stage_seconds: z.number().min(1).max(86_400).default(120),
+    /** Above this share of failed agent calls (over the last 5 minutes) the campaign is paused. */
+    failure_rate: z.number().gt(0).max(1).default(0.5),
+    /** … counted only once this many calls were made in that time. */
+    min_calls: z.number().int().min(1).max(100_000).default(20),
+  }).strict().prefault({}),
   leads: z.array(Lead).max(100_000).default([]),
   clock: ClockSpec.optional(),
   /** Extra labels on every message the campaign sends. */

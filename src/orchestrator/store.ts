@@ -3,9 +3,10 @@ import { randomUUID } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import { appendEvents, type NewEvent } from '../events/events.ts';
 import { newId } from '../ids.ts';
-import { inTransaction, QUEUES } from '../jobs/boss.ts';
+import { inTransaction } from '../jobs/boss.ts';
 import type { Database } from '../store/schema.ts';
 import type { HistoryMessage, HistoryThread } from './roles.ts';
+import { queueFor, type Pattern } from './patterns.ts';
 import { orchestratorDb, type Db, type RunRow, type RunStatus, type RunTable, type SpanTable } from './tables.ts';
 
 /**
@@ -53,18 +54,23 @@ export class StaleRun extends Error {
  */
 export const PRIORITY = { start: 0, step: 1, wake: 2 } as const;
 
-export interface JobRequest { jobId: string; startAfter?: Date; priority?: number }
+/** A run's next job: `queue` is where its pattern puts the stage it will work (patterns.ts `queueFor`). */
+export interface JobRequest { jobId: string; queue: string; startAfter?: Date; priority?: number }
 
-export const newJob = (startAfter?: Date): JobRequest => ({ jobId: randomUUID(), startAfter });
+export const newJob = (queue: string, startAfter?: Date): JobRequest => ({ jobId: randomUUID(), queue, startAfter });
 
 /** Queues run jobs in the caller's transaction: they exist if and only if the state that needs them commits. */
-export async function queueRunJobs(trx: Kysely<Database>, boss: PgBoss, jobs: { runId: string; jobId: string; startAfter?: Date; priority?: number }[]): Promise<void> {
-  for (let i = 0; i < jobs.length; i += 1000) {
-    await boss.insert(QUEUES.campaign, jobs.slice(i, i + 1000).map((j) => ({
-      id: j.jobId, data: { run_id: j.runId }, heartbeatSeconds: 30, priority: j.priority ?? PRIORITY.start,
-      // pg-boss takes a Date or seconds; a time in the past simply means now.
-      startAfter: j.startAfter && j.startAfter.getTime() > Date.now() ? j.startAfter : undefined,
-    })), { db: inTransaction(trx) });
+export async function queueRunJobs(trx: Kysely<Database>, boss: PgBoss, jobs: { runId: string; jobId: string; queue: string; startAfter?: Date; priority?: number }[]): Promise<void> {
+  const byQueue = new Map<string, typeof jobs>();
+  for (const j of jobs) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j]);
+  for (const [queue, list] of byQueue) {
+    for (let i = 0; i < list.length; i += 1000) {
+      await boss.insert(queue, list.slice(i, i + 1000).map((j) => ({
+        id: j.jobId, data: { run_id: j.runId }, heartbeatSeconds: 30, priority: j.priority ?? PRIORITY.start,
+        // pg-boss takes a Date or seconds; a time in the past simply means now.
+        startAfter: j.startAfter && j.startAfter.getTime() > Date.now() ? j.startAfter : undefined,
+      })), { db: inTransaction(trx) });
+    }
   }
 }
 
@@ -306,10 +312,11 @@ export async function runsForEvents(db: Kysely<Database>, q: { outboundIds: stri
 export async function wakeRuns(trx: Kysely<Database>, boss: PgBoss, runIds: string[], o: { waitingIn?: RunTable['stage'] } = {}): Promise<string[]> {
   if (!runIds.length) return [];
   const odb = orchestratorDb(trx);
-  let q = odb.selectFrom('campaign_runs').select(['id']).where('id', 'in', runIds);
-  q = o.waitingIn ? q.where('status', '=', 'waiting').where('stage', '=', o.waitingIn) : q.where('status', 'in', ['active', 'waiting']);
+  let q = odb.selectFrom('campaign_runs as r').innerJoin('campaigns as c', 'c.id', 'r.campaign_id')
+    .select(['r.id', 'r.stage', sql<Pattern | null>`c.spec->>'pattern'`.as('pattern')]).where('r.id', 'in', runIds);
+  q = o.waitingIn ? q.where('r.status', '=', 'waiting').where('r.stage', '=', o.waitingIn) : q.where('r.status', 'in', ['pending', 'active', 'waiting']);
   const rows = await q.execute();
-  const jobs = rows.map((r) => ({ runId: r.id, jobId: randomUUID(), priority: PRIORITY.wake }));
+  const jobs = rows.map((r) => ({ runId: r.id, jobId: randomUUID(), queue: queueFor(r.pattern ?? undefined, r.stage), priority: PRIORITY.wake }));
   for (const j of jobs) {
     await odb.updateTable('campaign_runs').set({ job_id: j.jobId, version: sql`version + 1`, updated_at: new Date() }).where('id', '=', j.runId).execute();
   }
@@ -396,3 +403,52 @@ export async function eventsOfTrace(db: Kysely<Database>, traceId: string) {
 }
 
 export { newId };
+
+// ---- the hybrid pattern's watcher (watcher.ts) ----
+
+/**
+ * Runs of hybrid campaigns whose current job is active in a role queue and started longer ago
+ * than the campaign's `checkpoints.stage_seconds`: the worker that took it died, or hangs. pg-boss's
+ * job table is read directly (its schema given): the run is found by the job's own data, a
+ * primary-key lookup, and only if the job is still the one the run names.
+ */
+export async function stuckRuns(db: Kysely<Database>, bossSchema: string, queues: string[]): Promise<{ id: string; campaign_id: string; trace_id: string; inbox_id: string | null; stage: string; seconds: number }[]> {
+  const { rows } = await sql<{ id: string; campaign_id: string; trace_id: string; inbox_id: string | null; stage: string; seconds: number }>`
+    SELECT r.id, r.campaign_id, r.trace_id, r.inbox_id, r.stage, extract(epoch FROM now() - j.started_on)::float8 AS seconds
+    FROM ${sql.table(`${bossSchema}.job`)} j
+    JOIN campaign_runs r ON r.id = j.data->>'run_id' AND r.job_id = j.id::text
+    JOIN campaigns c ON c.id = r.campaign_id
+    WHERE j.name IN (${sql.join(queues)}) AND j.state = 'active'
+      AND c.status = 'running' AND coalesce(c.spec->>'pattern', 'hybrid') = 'hybrid'
+      AND j.started_on < now() - make_interval(secs => coalesce((c.spec->'checkpoints'->>'stage_seconds')::float8, 120))
+    LIMIT 500`.execute(db);
+  return rows.map((r) => ({ ...r, seconds: Number(r.seconds) }));
+}
+
+/**
+ * Running hybrid campaigns whose agent calls failed more than `checkpoints.failure_rate` of the
+ * time over the last `windowSeconds`, once at least `checkpoints.min_calls` were made. The window
+ * starts no earlier than the campaign's last change (`updated_at`: a resume), so the failures that
+ * paused it do not pause it again the moment someone resumes it after fixing the cause.
+ */
+export async function failingCampaigns(db: Kysely<Database>, windowSeconds: number): Promise<{ campaign_id: string; calls: number; failed: number }[]> {
+  const { rows } = await sql<{ campaign_id: string; calls: number; failed: number }>`
+    SELECT r.campaign_id, count(*)::int AS calls, (count(*) FILTER (WHERE s.status = 'error'))::int AS failed
+    FROM campaigns c
+    JOIN campaign_runs r ON r.campaign_id = c.id
+    JOIN campaign_spans s ON s.run_id = r.id AND s.kind = 'agent' AND s.started_at > greatest(now() - make_interval(secs => ${windowSeconds}), c.updated_at)
+    WHERE c.status = 'running' AND coalesce(c.spec->>'pattern', 'hybrid') = 'hybrid'
+    GROUP BY r.campaign_id, c.spec
+    HAVING count(*) >= coalesce((c.spec->'checkpoints'->>'min_calls')::int, 20)
+       AND (count(*) FILTER (WHERE s.status = 'error'))::float8 / count(*) > coalesce((c.spec->'checkpoints'->>'failure_rate')::float8, 0.5)`.execute(db);
+  return rows;
+}
+
+/** Pauses a running campaign with its event (the watcher's intervention); false if it was not running. */
+export async function pauseCampaign(trx: Kysely<Database>, id: string, data: Record<string, unknown>): Promise<boolean> {
+  const row = await orchestratorDb(trx).updateTable('campaigns').set({ status: 'paused', updated_at: new Date() })
+    .where('id', '=', id).where('status', '=', 'running').returning(['senders']).executeTakeFirst();
+  if (!row) return false;
+  await appendEvents(trx, [{ type: 'campaign.paused', inbox_id: (row.senders as { inbox_id: string }[])[0]?.inbox_id, data: { campaign_id: id, by: 'watcher', ...data } }]);
+  return true;
+}

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
 import { clockNow, isInWindow, realAt, startOfLocalDate, type CampaignClock } from '../../src/orchestrator/calendar.ts';
 import { EXPECTED, outreachCampaign, scenarioProspects, type ScenarioOptions } from '../../src/orchestrator/demo/scenario.ts';
 import type { Persona, Prospect } from '../../src/orchestrator/demo/personas.ts';
@@ -7,7 +8,7 @@ import type { CampaignSpecInput } from '../../src/orchestrator/spec.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { apiClient, dropSchemas, startTestMailroom, testEnv, uniqueSchema, waitFor, type ApiClient, type EngineName, type TestMailroom } from './mailroom.ts';
+import { apiClient, dropSchemas, skipEngine, startTestMailroom, testEnv, uniqueSchema, waitFor, type ApiClient, type EngineName, type TestMailroom } from './mailroom.ts';
 import { killAllServes, startServe } from './process.ts';
 
 /**
@@ -271,4 +272,35 @@ export async function startWorldAndMailroom(engine: EngineName): Promise<{ cw: C
   const m = await startTestMailroom(engine, { MAILROOM_SMTP_RELAY_URL: cw.world.relayUrl, ...WORLD_ENV });
   cw.world.setMailroom({ host: '127.0.0.1', port: m.smtpPort });
   return { cw, m, stop: async () => { await cw.stop(); await m.destroy(); } };
+}
+
+/**
+ * The 200-lead scenario of test/campaigns.test.ts under one coordination pattern (issue 7), on
+ * PostgreSQL (the hybrid default runs in campaigns.test.ts on both engines): every lead must end as
+ * its persona implies — the same per-lead outcome whatever the pattern — with the sink-log checks
+ * of `verifyCampaign`. One file per pattern, so that they run side by side.
+ */
+export function patternWorldSuite(pattern: 'centralized' | 'decentralized'): void {
+  describe(`postgres: the 200-lead campaign, pattern ${pattern}`, async () => {
+    const skip = await skipEngine('postgres');
+    let cw: CampaignWorld;
+    let m: TestMailroom;
+    let stop: () => Promise<void>;
+    before(async () => {
+      if (skip) return;
+      ({ cw, m, stop } = await startWorldAndMailroom('postgres'));
+    });
+    after(() => stop?.());
+    test(`${pattern}: every lead ends as its persona implies (the same outcome as under hybrid), nothing sent twice`, { skip }, async () => {
+      const sc = await createScenario(m.api, cw, { leads: 200, tweak: (spec) => { (spec as { pattern?: string }).pattern = pattern; } });
+      await waitCompleted(() => m.api, sc.id, 480_000);
+      const v = await verifyCampaign(m.api, cw, sc);
+      const runs = await allRuns(m.api, sc.id);
+      // Who decided: every centralized handoff is an orchestrator decision; decentralized has none.
+      const decisions = (await m.api('GET', `/v1/runs/${runs[0].id}/trace`)).body.timeline.filter((e: any) => e.kind === 'decision' && /^orchestrator:/.test(e.name)).length;
+      if (pattern === 'centralized') assert.ok(decisions > 0, 'orchestrator decisions on the trace');
+      else assert.equal(decisions, 0);
+      console.log(`  ${pattern} campaign: ${JSON.stringify(v)}`);
+    });
+  });
 }

@@ -645,6 +645,10 @@ export interface CampaignDefinition {
   marketing?: boolean;
   /** "required": every step is a draft a person approves (GET /v1/drafts) before it is sent (default "none"). */
   approval?: 'none' | 'required';
+  /** How the agents coordinate: "hybrid" (default), "decentralized" or "centralized" (docs/patterns.md). */
+  pattern?: 'centralized' | 'decentralized' | 'hybrid';
+  /** The hybrid pattern's watcher: a stage not finished in `stage_seconds` (default 120) is re-queued; above `failure_rate` (default 0.5) of agent calls failing over the last 5 minutes, once `min_calls` (default 20) were made, the campaign is paused. */
+  checkpoints?: { stage_seconds?: number; failure_rate?: number; min_calls?: number };
   /** At most 100 000; more with `campaigns.addLeads` / `importCsv`. */
   leads?: CampaignLead[];
   /**

@@ -20,7 +20,9 @@ for (const engine of ENGINES) {
     test('a reply six campaign hours after the last send, with the process restarted in between, is classified and acted on', async () => {
       let { cw, env, p, api } = await serves.launch();
       const lead: Prospect = { address: 'silent.1@late-reply.example.de', persona: 'silent', first_name: 'Lena', last_name: 'Vogt', company: 'Late Reply', domain: 'late-reply.example.de' };
-      const sc = await createScenario(api, cw, { leads: 1, prospects: [lead], finalWaitBusinessDays: 3 });
+      // A long final wait (campaign time runs on while the process restarts: on a loaded machine a
+      // restart took long enough for three business days to pass, and the run rightly ended no_reply).
+      const sc = await createScenario(api, cw, { leads: 1, prospects: [lead], finalWaitBusinessDays: 15 });
       const last = await waitFor(async () => cw.world.received.find((w) => w.to === lead.address && w.mailroomHeaders['x-mailroom-step'] === '3'), 120_000, 'the last step at the world');
       const run = (await allRuns(api, sc.id))[0];
 

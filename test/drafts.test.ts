@@ -171,6 +171,26 @@ for (const engine of ENGINES) {
       assert.equal((await m.api('POST', `/v1/drafts/${r.id}/approve`, {})).body.code, 'draft_not_pending');
     });
 
+    test('a campaign created by a token that may not send (drafts:write, no messages:send) drafts every step for approval', async () => {
+      const sender = await inbox('draftonly-sender');
+      const lead = await inbox('draftonly-lead', 'agents.test');
+      const t = (await m.api('POST', '/v1/tokens', { name: 'campaign drafter', scopes: ['campaigns:write', 'campaigns:read', 'drafts:write', 'inboxes:read'], inbox_ids: [sender.id] })).body.token;
+      const r = await m.api('POST', '/v1/campaigns', {
+        name: 'drafted by an agent', senders: [{ inbox: sender.id }], send_window: ALWAYS, clock: { scale: 3600 }, approval: 'none',
+        steps: [{ subject: 'Hi', text: 'One step.', approval: 'none' }], stop: { final_wait_business_days: 0.02 }, escalate_to: agent.address,
+        leads: [{ email: lead.address }],
+      }, t);
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      assert.equal(r.body.spec.approval, 'required', 'forced: the token cannot send');
+      const d = await waitFor(async () => (await m.api('GET', `/v1/drafts?campaign_id=${r.body.id}`, undefined, t)).body.data[0] ?? null, 20_000, 'the step drafted');
+      assert.equal(d.status, 'pending');
+      await new Promise((res) => setTimeout(res, 1_000));
+      assert.equal((await m.api('GET', `/v1/inboxes/${lead.id}/messages`)).body.data.length, 0, 'nothing sent without approval');
+      assert.equal((await m.api('POST', `/v1/drafts/${d.id}/approve`, {}, t)).status, 403, 'the drafter cannot approve its own step');
+      assert.equal((await m.api('POST', `/v1/drafts/${d.id}/approve`, {})).status, 200);
+      await waitForMessages(m, lead.id);
+    });
+
     test('approval: required — each step waits as a draft; the edited text is what goes; a reply cancels the waiting draft', async () => {
       const sender = await inbox('approval-sender');
       const lead = await inbox('approval-lead', 'agents.test');

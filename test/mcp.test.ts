@@ -18,6 +18,7 @@ const BIN = fileURLToPath(new URL('../bin/mailroom.js', import.meta.url));
 const TOOLS = [
   'create_inbox', 'list_inboxes', 'delete_inbox', 'send_email', 'reply_to_email', 'list_messages', 'search_messages',
   'get_message', 'get_thread', 'get_attachment', 'wait_for_email', 'list_events', 'a2a_request', 'a2a_respond',
+  'create_draft', 'list_drafts',
 ].sort();
 
 type Fetch = typeof fetch;
@@ -77,7 +78,7 @@ for (const engine of ENGINES) {
       await m?.destroy();
     });
 
-    test('Streamable HTTP /mcp: fourteen tools with annotations; create inboxes, send, read the agent view, the thread and attachments on the receiving side', async () => {
+    test('Streamable HTTP /mcp: sixteen tools with annotations; create inboxes, send, read the agent view, the thread and attachments on the receiving side', async () => {
       const { tools } = await admin.listTools();
       assert.deepEqual(tools.map((t) => t.name).sort(), TOOLS);
       for (const t of tools) {
@@ -93,7 +94,10 @@ for (const engine of ENGINES) {
       assert.equal(byName.send_email.openWorldHint, true);
       assert.equal(byName.send_email.readOnlyHint, false);
       assert.equal(byName.reply_to_email.openWorldHint, true);
-      for (const n of ['list_inboxes', 'list_messages', 'search_messages', 'get_message', 'get_thread', 'get_attachment', 'wait_for_email', 'list_events']) {
+      // A draft is not sent: it reaches nobody outside Mailroom.
+      assert.equal(byName.create_draft.openWorldHint, false);
+      assert.equal(byName.create_draft.readOnlyHint, false);
+      for (const n of ['list_inboxes', 'list_messages', 'search_messages', 'get_message', 'get_thread', 'get_attachment', 'wait_for_email', 'list_events', 'list_drafts']) {
         assert.equal(byName[n].readOnlyHint, true, `${n} is read-only`);
       }
 
@@ -248,19 +252,43 @@ for (const engine of ENGINES) {
         list_events: ['messages:read', {}],
         a2a_request: ['messages:send', { inbox_id: inbox.id, to: 'x@example.com', intent: 'x.y', payload: {}, wait_seconds: 0 }],
         a2a_respond: ['messages:send', { message_id: fake, payload: {} }],
+        // Either scope admits (a|b): a draft-only token writes drafts; a reader lists them.
+        create_draft: ['drafts:write|messages:send', { inbox_id: inbox.id, to: 'x@example.com', text: 't' }],
+        list_drafts: ['drafts:write|messages:read', {}],
       };
       const listed = (await admin.listTools()).tools.map((t) => t.name).sort();
       assert.deepEqual(listed, Object.keys(TOOL_SCOPES).sort(), 'the matrix must list exactly the served tools');
-      const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'webhooks:write'];
-      for (const [tool, [scope, args]] of Object.entries(TOOL_SCOPES)) {
-        const client = await httpClient(m, await token(m, ALL.filter((x) => x !== scope)), { era: 'legacy' });
+      const ALL = ['inboxes:read', 'inboxes:write', 'messages:read', 'messages:send', 'drafts:write', 'webhooks:write'];
+      for (const [tool, [scopes, args]] of Object.entries(TOOL_SCOPES)) {
+        const admits = scopes.split('|');
+        const client = await httpClient(m, await token(m, ALL.filter((x) => !admits.includes(x))), { era: 'legacy' });
         try {
           const r = await call(client, tool, args);
-          assert.equal(r.isError, true, `${tool} without ${scope}`);
-          assert.match(textOf(r), new RegExp(`^insufficient_scope: .*"${scope}"`), `${tool} without ${scope}: ${textOf(r)}`);
+          assert.equal(r.isError, true, `${tool} without ${scopes}`);
+          assert.match(textOf(r), new RegExp(`^insufficient_scope: .*"${admits[0]}"`), `${tool} without ${scopes}: ${textOf(r)}`);
         } finally {
           await client.close();
         }
+      }
+    });
+
+    test('drafts over MCP: a draft-only token writes a draft (create_draft, idempotent by client_id) and lists it; send_email is refused to it', async () => {
+      const inbox = (await m.api('POST', '/v1/inboxes', { username: 'mcp-drafter' })).body;
+      const drafter = await httpClient(m, await token(m, ['inboxes:read', 'messages:read', 'drafts:write'], [inbox.id]), { era: 'legacy' });
+      try {
+        const d = await ok(drafter, 'create_draft', { inbox_id: inbox.id, to: 'prospect@example.com', subject: 'Proposal', text: 'For your approval.', client_id: 'mcp-draft-1' });
+        assert.equal(d.status, 'pending');
+        assert.equal((await ok(drafter, 'create_draft', { inbox_id: inbox.id, to: 'prospect@example.com', text: 'again', client_id: 'mcp-draft-1' })).id, d.id);
+        const listed = await ok(drafter, 'list_drafts', { inbox_id: inbox.id, status: 'pending' });
+        assert.deepEqual(listed.data.map((x: any) => x.id), [d.id]);
+        const send = await call(drafter, 'send_email', { inbox_id: inbox.id, to: 'prospect@example.com', subject: 'x', text: 'y' });
+        assert.equal(send.isError, true);
+        assert.match(textOf(send), /^insufficient_scope/);
+        const bad = await call(drafter, 'create_draft', { inbox_id: inbox.id, to: 'prospect@example.com', subject: 'a\r\nBcc: x@evil.example', text: 'y' });
+        assert.equal(bad.isError, true);
+        assert.match(textOf(bad), /^header_injection/);
+      } finally {
+        await drafter.close();
       }
     });
 

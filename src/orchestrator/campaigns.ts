@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
-import { canSeeInbox, type Principal } from '../auth/scopes.ts';
+import { canSeeInbox, hasScope, type Principal } from '../auth/scopes.ts';
 import { MailroomError, notFound } from '../errors.ts';
 import { appendEvents } from '../events/events.ts';
 import { newId } from '../ids.ts';
@@ -120,6 +120,12 @@ export class Campaigns {
     const parsed = CampaignSpec.safeParse(input);
     if (!parsed.success) throw invalidSpec(parsed.error.issues);
     const spec = parsed.data;
+    // A token that may not send (a draft-only token: drafts:write without messages:send) gets a
+    // campaign whose every step waits for someone who can send to approve it.
+    if (!hasScope(p, 'messages:send')) {
+      spec.approval = 'required';
+      for (const step of spec.steps) step.approval = 'required';
+    }
     const extra = (o.leads ?? []).map((l, i) => {
       const r = Lead.safeParse(l);
       if (!r.success) throw invalidSpec(r.error.issues.map((x) => ({ ...x, path: ['leads', spec.leads.length + i, ...x.path] })));

@@ -144,7 +144,8 @@ export class CampaignEngine {
   readonly #d: EngineDeps;
   readonly #o: EngineOptions;
   readonly #campaigns = new Map<string, LiveCampaign>();
-  #workerIds: string[] = [];
+  /** This process's worker of each queue, to wake on a handoff instead of waiting for its poll. */
+  #workerIds = new Map<string, string>();
   #budget: DecisionBudget;
 
   constructor(deps: EngineDeps) {
@@ -155,7 +156,7 @@ export class CampaignEngine {
 
   async start(): Promise<void> {
     const work = async (queue: string, worker: Worker, localConcurrency: number, batchSize: number) => {
-      this.#workerIds.push(await this.#d.boss.work<{ run_id: string }>(queue, {
+      this.#workerIds.set(queue, await this.#d.boss.work<{ run_id: string }>(queue, {
         batchSize,
         localConcurrency,
         // Fetch again at once while batches come back full (pg-boss ignores this at batch size 1).
@@ -176,7 +177,7 @@ export class CampaignEngine {
 
   /** Wakes this process's workers now (the router just queued jobs): no wait for the next poll. */
   nudge(): void {
-    for (const id of this.#workerIds) this.#d.boss.notifyWorker(id);
+    for (const id of this.#workerIds.values()) this.#d.boss.notifyWorker(id);
   }
 
   /** Drops cached campaign state (pause, resume): the next job reads it afresh. */
@@ -237,6 +238,9 @@ export class CampaignEngine {
   async #handOff(ctx: Ctx, queue: string, from: Worker | 'orchestrator'): Promise<void> {
     const spans = from === 'orchestrator' ? [this.#decision(ctx, `orchestrator: ${roleOf(ctx.run.stage)} next`, { queue })] : [];
     await this.#commit(ctx, { status: 'active' }, { job: newJob(queue), spans });
+    // The next role's worker here takes it now rather than at its next poll (another process's at its poll).
+    const id = this.#workerIds.get(queue);
+    if (id) this.#d.boss.notifyWorker(id);
   }
 
   /** A job for this run at `stage` (default: where it is), on the queue its pattern puts that stage. */

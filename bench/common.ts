@@ -443,3 +443,109 @@ export function runBench(main: () => Promise<void>, stopping: string): void {
     },
   );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several Mailroom processes on one PostgreSQL schema
+// ---------------------------------------------------------------------------------------------
+
+export interface MailroomClusterOptions extends Omit<MailroomProcessOptions, 'engine' | 'profileDir'> {
+  /** How many `mailroom serve` processes share the schema. */
+  count: number;
+}
+
+export interface MailroomCluster {
+  /** The one schema they share (pg-boss's is `bossSchemaFor(schema)`). */
+  schema: string;
+  /** In start order; members[i].child.pid is the process id. */
+  members: MailroomProcess[];
+  /** Stops every member still running, removes their data directories and drops the schema. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `count` × `node bin/mailroom.js serve` on ONE fresh PostgreSQL schema (each with its own data
+ * directory, since a data directory is locked by its process), started one after the other so
+ * that the first applies the migrations; resolves once every one printed its banner. The schema is
+ * dropped by stop() or, failing that, by the cleanup at the end. Kill a member with
+ * `members[i].child.proc.kill('SIGKILL')`; stop() copes with members already gone.
+ */
+export async function startMailroomCluster(o: MailroomClusterOptions): Promise<MailroomCluster> {
+  const schema = `bench_${process.pid}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  let dropped = false;
+  const dropSchema = async () => {
+    if (dropped) return;
+    dropped = true;
+    await dropSchemas(schema, o.databaseUrl);
+  };
+  addCleanup(dropSchema);
+  const members: MailroomProcess[] = [];
+  const stop = async () => {
+    await Promise.all(members.map((m) => m.stop().catch(() => {})));
+    await dropSchema();
+  };
+  try {
+    for (let i = 0; i < o.count; i++) {
+      const dataDir = await mkdtemp(path.join(tmpdir(), o.dataDirPrefix));
+      const removeDir = () => rm(dataDir, { recursive: true, force: true });
+      addCleanup(removeDir);
+      const env: NodeJS.ProcessEnv = {
+        ...o.baseEnv,
+        MAILROOM_DATA_DIR: dataDir,
+        MAILROOM_ADMIN_TOKEN: ADMIN_TOKEN,
+        MAILROOM_LOG_LEVEL: 'warn',
+        MAILROOM_HOST: '127.0.0.1',
+        MAILROOM_HTTP_PORT: '0',
+        MAILROOM_SMTP_PORT: '0',
+        MAILROOM_DOMAIN: DOMAIN,
+        MAILROOM_HOSTNAME: HOSTNAME,
+        ...o.env,
+        DATABASE_URL: o.databaseUrl,
+        MAILROOM_DATABASE_SCHEMA: schema,
+        ...(process.env.BENCH_MAILROOM_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_MAILROOM_NODE_OPTIONS } : {}),
+      };
+      const child = spawnChild(`mailroom ${i + 1}`, process.execPath, [MAILROOM_BIN, 'serve'], env);
+      addCleanup(() => child.stop());
+      const stopMember = async () => {
+        await child.stop();
+        await removeDir();
+      };
+      let banner: RegExpExecArray;
+      try {
+        banner = await child.waitForOutput(o.banner, 120_000);
+      } catch (err) {
+        await stopMember().catch(() => {});
+        throw err;
+      }
+      const bannerEnd = child.output().length;
+      members.push({ child, banner, logSince: () => child.output().slice(bannerEnd), stop: stopMember });
+    }
+  } catch (err) {
+    await stop().catch(() => {});
+    throw err;
+  }
+  return { schema, members, stop };
+}
+
+/**
+ * CPU seconds of every process named `comm` plus what their exited children used (cutime + cstime,
+ * credited to a parent when it reaps them): for PostgreSQL, the postmaster collects the time of
+ * backends that disconnected, so unlike commCpu() the total does not drop when connections close.
+ * It still counts every database on the server, other users' included.
+ */
+export function commCpuWithChildren(comm: string): number {
+  let total = 0;
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        if (commOfStat(stat) !== comm) continue;
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLK_TCK; // utime, stime, cutime, cstime
+      } catch {}
+    }
+  } catch {
+    return NaN;
+  }
+  return total;
+}

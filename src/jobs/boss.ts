@@ -32,8 +32,11 @@ export async function startBoss(store: Store, onError: (err: Error) => void): Pr
         schema: bossSchemaFor(store.postgres!.schema),
         max: 4,
         // How soon a job whose worker process died (its heartbeat stopped) is retried by another
-        // process: the acknowledged message it was parsing is invisible until then. Default 60 s.
+        // process: the acknowledged message it was parsing is invisible until then. pg-boss fails
+        // such a job in its per-queue monitor pass, so both intervals matter (defaults 60 s each;
+        // bench:patterns measured ~1 min to recover a dead worker's runs with the monitor's).
         superviseIntervalSeconds: 10,
+        monitorIntervalSeconds: 10,
       });
   boss.on('error', onError);
   await boss.start();

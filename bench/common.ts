@@ -353,6 +353,25 @@ export interface MailroomProcess {
  * `profileDir` is set); resolves once it printed its banner. Its directory and schema are removed by stop()
  * or, failing that, by the cleanup at the end.
  */
+
+/** The environment of a benchmarked `mailroom serve`: loopback, ephemeral ports, the bench's token and domain. */
+function mailroomEnv(base: NodeJS.ProcessEnv | undefined, dataDir: string, extra: NodeJS.ProcessEnv | undefined, store: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    MAILROOM_DATA_DIR: dataDir,
+    MAILROOM_ADMIN_TOKEN: ADMIN_TOKEN,
+    MAILROOM_LOG_LEVEL: 'warn',
+    MAILROOM_HOST: '127.0.0.1',
+    MAILROOM_HTTP_PORT: '0',
+    MAILROOM_SMTP_PORT: '0',
+    MAILROOM_DOMAIN: DOMAIN,
+    MAILROOM_HOSTNAME: HOSTNAME,
+    ...extra,
+    ...store,
+    ...(process.env.BENCH_MAILROOM_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_MAILROOM_NODE_OPTIONS } : {}),
+  };
+}
+
 export async function startMailroomProcess(o: MailroomProcessOptions): Promise<MailroomProcess> {
   const dataDir = await mkdtemp(path.join(tmpdir(), o.dataDirPrefix));
   const schema = `bench_${process.pid}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
@@ -364,20 +383,7 @@ export async function startMailroomProcess(o: MailroomProcessOptions): Promise<M
   };
   const removeDir = () => rm(dataDir, { recursive: true, force: true });
   addCleanup(removeDir, dropSchema);
-  const env: NodeJS.ProcessEnv = {
-    ...o.baseEnv,
-    MAILROOM_DATA_DIR: dataDir,
-    MAILROOM_ADMIN_TOKEN: ADMIN_TOKEN,
-    MAILROOM_LOG_LEVEL: 'warn',
-    MAILROOM_HOST: '127.0.0.1',
-    MAILROOM_HTTP_PORT: '0',
-    MAILROOM_SMTP_PORT: '0',
-    MAILROOM_DOMAIN: DOMAIN,
-    MAILROOM_HOSTNAME: HOSTNAME,
-    ...o.env,
-    ...(o.engine === 'postgres' ? { DATABASE_URL: o.databaseUrl, MAILROOM_DATABASE_SCHEMA: schema } : {}),
-    ...(process.env.BENCH_MAILROOM_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_MAILROOM_NODE_OPTIONS } : {}),
-  };
+  const env = mailroomEnv(o.baseEnv, dataDir, o.env, o.engine === 'postgres' ? { DATABASE_URL: o.databaseUrl, MAILROOM_DATABASE_SCHEMA: schema } : {});
   const profile = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [];
   const child = spawnChild('mailroom', process.execPath, [...profile, MAILROOM_BIN, 'serve'], env);
   addCleanup(() => child.stop());
@@ -488,21 +494,7 @@ export async function startMailroomCluster(o: MailroomClusterOptions): Promise<M
       const dataDir = await mkdtemp(path.join(tmpdir(), o.dataDirPrefix));
       const removeDir = () => rm(dataDir, { recursive: true, force: true });
       addCleanup(removeDir);
-      const env: NodeJS.ProcessEnv = {
-        ...o.baseEnv,
-        MAILROOM_DATA_DIR: dataDir,
-        MAILROOM_ADMIN_TOKEN: ADMIN_TOKEN,
-        MAILROOM_LOG_LEVEL: 'warn',
-        MAILROOM_HOST: '127.0.0.1',
-        MAILROOM_HTTP_PORT: '0',
-        MAILROOM_SMTP_PORT: '0',
-        MAILROOM_DOMAIN: DOMAIN,
-        MAILROOM_HOSTNAME: HOSTNAME,
-        ...o.env,
-        DATABASE_URL: o.databaseUrl,
-        MAILROOM_DATABASE_SCHEMA: schema,
-        ...(process.env.BENCH_MAILROOM_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_MAILROOM_NODE_OPTIONS } : {}),
-      };
+      const env = mailroomEnv(o.baseEnv, dataDir, o.env, { DATABASE_URL: o.databaseUrl, MAILROOM_DATABASE_SCHEMA: schema });
       const child = spawnChild(`mailroom ${i + 1}`, process.execPath, [MAILROOM_BIN, 'serve'], env);
       addCleanup(() => child.stop());
       const stopMember = async () => {

@@ -6,6 +6,7 @@ import { newId } from '../ids.ts';
 import type { Inboxes } from '../inboxes/inboxes.ts';
 import { QUEUES } from '../jobs/boss.ts';
 import type { Logger } from '../log.ts';
+import { parseMailbox } from '../outbound/addresses.ts';
 import { compose } from '../outbound/compose.ts';
 import type { Outbox } from '../outbound/outbox.ts';
 import { suppressedFor } from '../outbound/suppressions.ts';
@@ -254,7 +255,8 @@ export class Drafts {
 
   async #checkSuppression(row: DraftRow): Promise<void> {
     const inbox = await this.#d.db.selectFrom('inboxes').select(['domain']).where('id', '=', row.inbox_id).executeTakeFirstOrThrow();
-    const addresses = [...(row.request.to ?? []), ...(row.request.cc ?? []), ...(row.request.bcc ?? [])].map((a) => a.match(/<([^>]+)>/)?.[1] ?? a);
+    // The same parsing the send uses (validated at creation, so it cannot throw here).
+    const addresses = (['to', 'cc', 'bcc'] as const).flatMap((k) => (row.request[k] ?? []).map((a, i) => parseMailbox(a, `${k}[${i}]`).address));
     if (!addresses.length) return; // an answer's recipient is the parent's sender: the outbox checks it at send time
     const suppressed = await suppressedFor(this.#d.db, row.inbox_id, inbox.domain, addresses);
     if (suppressed.size === addresses.length) {

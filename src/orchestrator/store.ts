@@ -62,7 +62,11 @@ export const newJob = (queue: string, startAfter?: Date): JobRequest => ({ jobId
 /** Queues run jobs in the caller's transaction: they exist if and only if the state that needs them commits. */
 export async function queueRunJobs(trx: Kysely<Database>, boss: PgBoss, jobs: { runId: string; jobId: string; queue: string; startAfter?: Date; priority?: number }[]): Promise<void> {
   const byQueue = new Map<string, typeof jobs>();
-  for (const j of jobs) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j]);
+  for (const j of jobs) {
+    const list = byQueue.get(j.queue);
+    if (list) list.push(j);
+    else byQueue.set(j.queue, [j]);
+  }
   for (const [queue, list] of byQueue) {
     for (let i = 0; i < list.length; i += 1000) {
       await boss.insert(queue, list.slice(i, i + 1000).map((j) => ({

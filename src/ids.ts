@@ -50,6 +50,6 @@ export function ulid(now = Date.now()): string {
   return encode(now, lastRandom);
 }
 
-export type IdPrefix = 'inb' | 'msg' | 'thr' | 'att' | 'tok' | 'rcv' | 'rcp' | 'evt' | 'trc' | 'sup' | 'dom' | 'lim' | 'whk' | 'whd' | 'cmp' | 'led' | 'run' | 'spn' | 'drf';
+export type IdPrefix = 'inb' | 'msg' | 'thr' | 'att' | 'tok' | 'rcv' | 'rcp' | 'evt' | 'trc' | 'sup' | 'dom' | 'lim' | 'whk' | 'whd' | 'cmp' | 'led' | 'run' | 'spn' | 'drf' | 'sil';
 
 export const newId = (prefix: IdPrefix): string => `${prefix}_${ulid().toLowerCase()}`;

@@ -20,6 +20,7 @@ import type { Outbox } from '../outbound/outbox.ts';
 import type { Domains } from '../outbound/domains.ts';
 import type { Limits } from '../outbound/limits.ts';
 import { limitRoutes } from './routes/limits.ts';
+import { statsRoutes } from './routes/stats.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import type { Unsubscribe } from '../outbound/unsubscribe.ts';
 import type { EventFeed } from '../events/feed.ts';
@@ -34,6 +35,7 @@ import { A2a } from '../a2a/a2a.ts';
 import { a2aRoutes } from './routes/a2a.ts';
 import type { Drafts } from '../drafts/drafts.ts';
 import { draftRoutes } from './routes/drafts.ts';
+import { consoleRoutes } from '../console/routes.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
@@ -107,6 +109,8 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
 
   // Outside /v1: a recipient following a List-Unsubscribe link has no token, and needs none.
   unsubscribeRoutes(app, deps.unsubscribe);
+  // The operator console's files at / and /console/*, and its sign-in link exchange.
+  consoleRoutes(app, deps.db);
 
   // Send requests carry attachments in base64; everything else is small.
   const sendBody = Math.ceil(deps.maxSendSize * 1.4) + 64 * 1024;
@@ -125,6 +129,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   domainRoutes(app, deps.domains, deps.boss);
   suppressionRoutes(app, deps.db);
   limitRoutes(app, deps.limits);
+  statsRoutes(app, deps.db);
   tokenRoutes(app, deps.db);
   eventRoutes(app, deps.feed, deps.tail);
   webhookRoutes(app, deps.webhooks);

@@ -15,6 +15,8 @@ export const Inbox = z
     metadata: Metadata, client_id: z.string().nullable(), marketing: z.boolean(),
     injection_policy: z.object({ action: z.enum(['allow', 'flag', 'quarantine', 'needs_human']), threshold: z.number() }),
     created_at: z.string(), updated_at: z.string(),
+    counts: z.object({ messages: z.number(), inbound: z.number(), outbound: z.number(), held: z.number(), threads: z.number() }).optional()
+      .openapi({ description: 'With ?include=counts only.' }),
   })
   .openapi('Inbox');
 
@@ -159,8 +161,8 @@ export const MessageQuery = PageQuery.extend({
   thread_id: z.string().max(64).optional(),
   since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Only messages received at or after this time (ISO 8601).' }),
   direction: z.enum(['inbound', 'outbound']).optional(),
-  disposition: z.enum(['delivered', 'flagged', 'quarantined', 'needs_human', 'released']).optional()
-    .openapi({ description: 'Only messages with this disposition; without it, held (quarantined, needs_human) messages are left out.' }),
+  disposition: z.enum(['delivered', 'flagged', 'quarantined', 'needs_human', 'released', 'any']).optional()
+    .openapi({ description: 'Only messages with this disposition (any: every message, held ones included); without it, held (quarantined, needs_human) messages are left out.' }),
   from: z.string().min(1).max(320).optional().openapi({ description: 'Only messages from this address, or from any address at a domain written "@example.com".' }),
   q: z.string().min(1).max(200).optional().openapi({ description: 'Search: messages whose subject, sender or text contain these words (case-insensitive, every word must appear).' }),
   ...a2aQuery,
@@ -191,6 +193,7 @@ export const EventQuery = z.object({
   types: z.string().max(1000).optional().openapi({ description: 'Comma-separated event types, e.g. message.received,message.bounced.' }),
   inbox_id: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(500).optional().openapi({ description: 'Page size, 1-500 (default 100).' }),
+  last: z.coerce.number().int().min(1).max(500).optional().openapi({ description: 'The newest N events (1-500), oldest first, instead of reading on from a cursor; not with `after`.' }),
 });
 
 export const errorResponses = {

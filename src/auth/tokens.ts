@@ -71,6 +71,12 @@ export async function listTokens(db: Kysely<Database>): Promise<TokenView[]> {
   return rows.map(toTokenView);
 }
 
+export async function tokenById(db: Kysely<Database>, id: string): Promise<TokenView> {
+  const row = await db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw notFound('token');
+  return toTokenView(row);
+}
+
 export async function revokeToken(db: Kysely<Database>, id: string): Promise<TokenView> {
   const row = await db
     .updateTable('tokens')

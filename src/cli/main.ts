@@ -16,6 +16,7 @@ Usage:
   mailroom token create --scope S [--scope S …] [--inbox ID …] [--name N]
   mailroom token list
   mailroom token revoke <token_id>
+  mailroom console                                 a one-time sign-in link for the web console (admin token)
   mailroom domain add <domain>                     DKIM key + the DNS records to publish
   mailroom domain list | show <domain> | verify <domain> | resume <domain>
   mailroom send <inbox_id> --to A [--to A …] [--subject S] [--text T] [--idempotency-key K]
@@ -103,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     // `send` and `trace` take their id as the next word; every other command is a group and an action.
-    switch (group === 'send' || group === 'trace' || group === 'demo' ? group : `${group} ${action ?? ''}`.trim()) {
+    switch (group === 'send' || group === 'trace' || group === 'demo' || group === 'console' ? group : `${group} ${action ?? ''}`.trim()) {
       case 'serve':
         // Loaded on demand: the client commands stay quick to start (no database modules).
         return await (await import('./serve.ts')).serveCommand();
@@ -184,6 +185,12 @@ export async function main(argv: string[]): Promise<number> {
         }
         if (o.json) json(created);
         else out(`${created.token}\n\n(${created.id}; scopes ${created.scopes.join(', ')}${created.inbox_ids ? `; inboxes ${created.inbox_ids.join(', ')}` : ''}). The secret is shown only now.`);
+        return 0;
+      }
+      case 'console': {
+        const link = await request<{ url: string; expires_at: string }>('POST', '/v1/signin_links');
+        if (o.json) json(link);
+        else out(`Open this link to sign in to the console (works once, until ${link.expires_at}):\n  ${link.url}`);
         return 0;
       }
       case 'token list': {

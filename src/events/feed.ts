@@ -29,6 +29,8 @@ export interface FeedQuery {
   types?: string[] | null;
   inbox_id?: string | null;
   limit?: number;
+  /** Instead of reading on from `after`: the newest `last` events (still oldest first in the page). */
+  last?: number;
 }
 
 const CURSOR = /^(\d{1,20})-(\d{1,20})$/;
@@ -114,7 +116,11 @@ export class EventFeed {
       if (!ids.length) return { data: [], next_cursor: start ? formatCursor(start) : null };
       query = query.where('inbox_id', 'in', ids);
     }
-    const rows = (await query.orderBy('tx').orderBy('seq').limit(limit).execute()) as EventRow[];
+    // The newest ones, for a screen of recent activity: read backwards, return in log order, so
+    // next_cursor (the newest returned) is where a live reader continues.
+    const rows = q.last
+      ? ((await query.orderBy('tx', 'desc').orderBy('seq', 'desc').limit(Math.min(q.last, 500)).execute()) as EventRow[]).reverse()
+      : (await query.orderBy('tx').orderBy('seq').limit(limit).execute()) as EventRow[];
     const data = rows.map(toEventView);
     return { data, next_cursor: data.length ? data[data.length - 1].cursor : start ? formatCursor(start) : null };
   }

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { appendEvents } from '../events/events.ts';
 import { MailroomError, notFound } from '../errors.ts';
 import { newId } from '../ids.ts';
@@ -52,6 +52,8 @@ export interface CreateInboxInput {
 const isUniqueViolation = (err: unknown, constraint?: string) =>
   (err as { code?: string })?.code === '23505' &&
   (!constraint || String((err as { constraint?: string; message?: string }).constraint ?? (err as Error).message).includes(constraint));
+
+export interface InboxCounts { messages: number; inbound: number; outbound: number; held: number; threads: number }
 
 export class Inboxes {
   readonly #db: Kysely<Database>;
@@ -146,6 +148,28 @@ export class Inboxes {
     if (after) q = q.where('id', '<', after);
     const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
     return toPage(rows, limit, toInboxView);
+  }
+
+  /**
+   * Message and thread counts per inbox, for an operator's overview (`?include=counts`). Two
+   * grouped counts over the (inbox_id, …) indexes for a whole page of inboxes, not one per inbox.
+   */
+  async counts(ids: string[]): Promise<Map<string, InboxCounts>> {
+    const out = new Map<string, InboxCounts>(ids.map((id) => [id, { messages: 0, inbound: 0, outbound: 0, held: 0, threads: 0 }]));
+    if (!ids.length) return out;
+    const rows = await this.#db.selectFrom('messages')
+      .select(['inbox_id', 'direction', sql<boolean>`coalesce(disposition in ('quarantined', 'needs_human'), false)`.as('held'), sql<string>`count(*)`.as('n')])
+      .where('inbox_id', 'in', ids).groupBy(['inbox_id', 'direction', 'held']).execute();
+    for (const r of rows) {
+      const c = out.get(r.inbox_id)!;
+      const n = Number(r.n);
+      c.messages += n;
+      if (r.direction === 'inbound') c.inbound += n; else c.outbound += n;
+      if (r.held) c.held += n;
+    }
+    const threads = await this.#db.selectFrom('threads').select(['inbox_id', sql<string>`count(*)`.as('n')]).where('inbox_id', 'in', ids).groupBy('inbox_id').execute();
+    for (const t of threads) out.get(t.inbox_id)!.threads = Number(t.n);
+    return out;
   }
 
   /** The inbox if it exists, is live and the principal may see it; otherwise not_found. */

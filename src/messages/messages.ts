@@ -138,7 +138,8 @@ export interface MessageFilter extends PageRequest {
   thread_id?: string;
   since?: Date;
   direction?: 'inbound' | 'outbound';
-  disposition?: 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released';
+  /** `any`: every message, held ones included (an operator's view; agents leave it out). */
+  disposition?: 'delivered' | 'flagged' | 'quarantined' | 'needs_human' | 'released' | 'any';
   /** An address, or "@domain" for any address there. */
   from?: string;
   /** Words that must each appear in the subject, the sender or the text (case-insensitive). */
@@ -226,7 +227,7 @@ export class Messages {
     if (f.direction) q = q.where('direction', '=', f.direction);
     // Held mail (quarantined, needs_human) is out of default listings: an agent polling its inbox
     // must not read it until somebody released it. Asking for a disposition shows exactly those.
-    if (f.disposition) q = q.where('disposition', '=', f.disposition);
+    if (f.disposition === 'any') { /* everything */ } else if (f.disposition) q = q.where('disposition', '=', f.disposition);
     else q = q.where(notHeld);
     if (f.from) q = q.where(fromFilter(f.from));
     if (f.q) q = q.where(searchFilter(f.q));
@@ -319,7 +320,8 @@ export class Messages {
     return this.get(p, id);
   }
 
-  async getThread(p: Principal, id: string): Promise<ThreadView & { messages: MessageView[] }> {
+  /** `includeHeld`: quarantined and needs_human messages too (an operator reviewing them). */
+  async getThread(p: Principal, id: string, includeHeld = false): Promise<ThreadView & { messages: MessageView[] }> {
     const t = await this.#db
       .selectFrom('threads')
       .innerJoin('inboxes', 'inboxes.id', 'threads.inbox_id')
@@ -328,8 +330,9 @@ export class Messages {
       .where('inboxes.deleted_at', 'is', null)
       .executeTakeFirst();
     if (!t || !canSeeInbox(p, t.inbox_id)) throw notFound('thread');
-    const rows = await this.#db.selectFrom('messages').selectAll().where('thread_id', '=', id)
-      .where(notHeld)
+    let q = this.#db.selectFrom('messages').selectAll().where('thread_id', '=', id);
+    if (!includeHeld) q = q.where(notHeld);
+    const rows = await q
       .orderBy('received_at').orderBy('id').limit(1000).execute();
     const atts = await this.#attachmentsOf(rows.map((r) => r.id));
     return { ...toThreadView(t), messages: rows.map((r) => toView(r, atts.get(r.id) ?? [])) };

@@ -9,6 +9,8 @@ import * as m006 from './migrations/006-campaigns.ts';
 import * as m008 from './migrations/008-inbound-throughput.ts';
 import * as m009 from './migrations/009-a2a.ts';
 import * as m010 from './migrations/010-drafts.ts';
+import * as m011 from './migrations/011-signin-links.ts';
+import * as m012 from './migrations/012-sending-stats.ts';
 
 /**
  * The one migration set, for both engines. Listed statically (not read from a folder) so the order
@@ -25,6 +27,8 @@ const MIGRATIONS: Record<string, Migration> = {
   '008-inbound-throughput': m008,
   '009-a2a': m009,
   '010-drafts': m010,
+  '011-signin-links': m011,
+  '012-sending-stats': m012,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

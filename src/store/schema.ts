@@ -273,7 +273,17 @@ export interface RateUsageTable {
   message_id: string;
 }
 
+export interface SigninLinkTable {
+  id: string;
+  hash: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+  token_id: string | null;
+}
+
 export interface Database {
+  signin_links: SigninLinkTable;
   inboxes: InboxTable;
   tokens: TokenTable;
   receipts: ReceiptTable;

@@ -1,7 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import { canSeeInbox } from '../../auth/scopes.ts';
-import { notFound } from '../../errors.ts';
+import { MailroomError, notFound } from '../../errors.ts';
 import type { EventFeed, FeedQuery } from '../../events/feed.ts';
 import type { EventTail } from '../../events/tail.ts';
 import { principalWith, type Env } from '../auth.ts';
@@ -29,7 +29,8 @@ export function eventRoutes(app: OpenAPIHono<Env>, feed: EventFeed, tail: EventT
       const p = principalWith(c, 'messages:read');
       const q = c.req.valid('query');
       if (q.inbox_id && !canSeeInbox(p, q.inbox_id)) throw notFound('inbox');
-      return c.json(await feed.read(p, { after: q.after, types: typesOf(q.types), inbox_id: q.inbox_id, limit: q.limit }), 200);
+      if (q.last && q.after) throw new MailroomError('invalid_request', 'last reads the newest events; it cannot be combined with after');
+      return c.json(await feed.read(p, { after: q.after, types: typesOf(q.types), inbox_id: q.inbox_id, limit: q.limit, last: q.last }), 200);
     },
   );
 

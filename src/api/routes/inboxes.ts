@@ -5,6 +5,9 @@ import { CreateInbox, errorResponses, Inbox, json, page, PageQuery, UpdateInbox 
 import { MailroomError } from '../../errors.ts';
 
 const InboxParams = z.object({ inbox_id: z.string().max(64) });
+const IncludeQuery = z.object({
+  include: z.enum(['counts']).optional().openapi({ description: 'counts: add `counts` (messages, inbound, outbound, held, threads) to each inbox.' }),
+});
 
 export function inboxRoutes(app: OpenAPIHono<Env>, inboxes: Inboxes): void {
   app.openapi(
@@ -26,19 +29,29 @@ export function inboxRoutes(app: OpenAPIHono<Env>, inboxes: Inboxes): void {
   app.openapi(
     createRoute({
       method: 'get', path: '/v1/inboxes', operationId: 'listInboxes', tags: ['inboxes'], summary: 'List inboxes',
-      request: { query: PageQuery },
+      request: { query: PageQuery.extend(IncludeQuery.shape) },
       responses: { 200: json(page(Inbox), 'A page of inboxes, newest first'), ...errorResponses },
     }),
-    async (c) => c.json(await inboxes.list(principalWith(c, 'inboxes:read'), c.req.valid('query')), 200),
+    async (c) => {
+      const q = c.req.valid('query');
+      const result = await inboxes.list(principalWith(c, 'inboxes:read'), q);
+      if (q.include !== 'counts') return c.json(result, 200);
+      const counts = await inboxes.counts(result.data.map((i) => i.id));
+      return c.json({ ...result, data: result.data.map((i) => ({ ...i, counts: counts.get(i.id) })) }, 200);
+    },
   );
 
   app.openapi(
     createRoute({
       method: 'get', path: '/v1/inboxes/{inbox_id}', operationId: 'getInbox', tags: ['inboxes'], summary: 'Get an inbox',
-      request: { params: InboxParams },
+      request: { params: InboxParams, query: IncludeQuery },
       responses: { 200: json(Inbox, 'The inbox'), ...errorResponses },
     }),
-    async (c) => c.json(await inboxes.get(principalWith(c, 'inboxes:read'), c.req.valid('param').inbox_id), 200),
+    async (c) => {
+      const inbox = await inboxes.get(principalWith(c, 'inboxes:read'), c.req.valid('param').inbox_id);
+      if (c.req.valid('query').include !== 'counts') return c.json(inbox, 200);
+      return c.json({ ...inbox, counts: (await inboxes.counts([inbox.id])).get(inbox.id) }, 200);
+    },
   );
 
   app.openapi(

@@ -2,6 +2,8 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Messages } from '../../messages/messages.ts';
 import type { Outbox } from '../../outbound/outbox.ts';
 import { agentView } from '../../intel/agent-view.ts';
+import { safeHtml } from '../../intel/safe-html.ts';
+import { notFound } from '../../errors.ts';
 import { principalWith, type Env } from '../auth.ts';
 import { errorResponses, json, MessageQuery, OutboundMessage, Problem, MessageSummary, page, PageQuery, Thread, ThreadWithMessages } from '../schemas.ts';
 
@@ -71,6 +73,30 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
 
   app.openapi(
     createRoute({
+      method: 'get', path: '/v1/messages/{message_id}/html', operationId: 'getSafeHtml', tags: ['messages'],
+      summary: 'The HTML body made safe to show a person: no scripts, no remote loads, hidden text revealed and marked',
+      description: 'Sanitised with an allow list (src/intel/safe-html.ts). Elements hidden by style or the hidden attribute are made visible '
+        + 'and carry data-mailroom-hidden="<why>"; X-Mailroom-Hidden-Elements counts them. Render it in a sandboxed frame all the same. '
+        + 'A message without an HTML body answers 404 with code not_found.',
+      request: { params: MessageParams },
+      responses: { 200: { description: 'Safe HTML (a fragment)', content: { 'text/html': { schema: z.string() } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const m = await messages.get(principalWith(c, 'messages:read'), c.req.valid('param').message_id);
+      if (m.html == null) throw notFound('HTML body');
+      const { html, hidden } = safeHtml(m.html);
+      return c.body(html, 200, {
+        'content-type': 'text/html; charset=utf-8',
+        // Opened directly in a browser tab, it still runs nothing and loads nothing.
+        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox",
+        'x-content-type-options': 'nosniff',
+        'x-mailroom-hidden-elements': String(hidden),
+      });
+    },
+  );
+
+  app.openapi(
+    createRoute({
       method: 'get', path: '/v1/messages/{message_id}/attachments/{attachment_id}', operationId: 'getAttachment', tags: ['messages'], summary: 'Download an attachment',
       request: { params: MessageParams.extend({ attachment_id: z.string().max(64) }) },
       responses: { 200: { description: 'The attachment bytes', content: { 'application/octet-stream': { schema: z.string() } } }, ...errorResponses },
@@ -100,9 +126,12 @@ export function messageRoutes(app: OpenAPIHono<Env>, messages: Messages, outbox:
   app.openapi(
     createRoute({
       method: 'get', path: '/v1/threads/{thread_id}', operationId: 'getThread', tags: ['threads'], summary: 'Get a thread with its messages, oldest first',
-      request: { params: z.object({ thread_id: z.string().max(64) }) },
+      request: {
+        params: z.object({ thread_id: z.string().max(64) }),
+        query: z.object({ include_held: z.enum(['true', 'false']).optional().openapi({ description: 'true: quarantined and needs_human messages too (they are left out by default).' }) }),
+      },
       responses: { 200: json(ThreadWithMessages, 'The thread'), ...errorResponses },
     }),
-    async (c) => c.json(await messages.getThread(principalWith(c, 'messages:read'), c.req.valid('param').thread_id), 200),
+    async (c) => c.json(await messages.getThread(principalWith(c, 'messages:read'), c.req.valid('param').thread_id, c.req.valid('query').include_held === 'true'), 200),
   );
 }

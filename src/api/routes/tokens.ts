@@ -1,6 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
-import { createToken, listTokens, revokeToken } from '../../auth/tokens.ts';
+import { createToken, listTokens, revokeToken, tokenById } from '../../auth/tokens.ts';
+import { createSigninLink } from '../../auth/signin-links.ts';
 import type { Database } from '../../store/schema.ts';
 import { principalWith, type Env } from '../auth.ts';
 import { CreatedToken, CreateToken, errorResponses, json, Token } from '../schemas.ts';
@@ -27,6 +28,27 @@ export function tokenRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>): void {
     async (c) => {
       principalWith(c, 'admin');
       return c.json({ data: await listTokens(db), next_cursor: null }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/tokens/self', operationId: 'getOwnToken', tags: ['tokens'],
+      summary: 'The token making the request: its scopes and inboxes (any token), so a client offers only what it may do',
+      responses: { 200: json(Token, 'This token'), ...errorResponses },
+    }),
+    async (c) => c.json(await tokenById(db, c.get('principal').tokenId), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/signin_links', operationId: 'createSigninLink', tags: ['tokens'],
+      summary: 'A one-time sign-in link for the operator console (admin); it works once, for 24 hours',
+      responses: { 201: json(z.object({ url: z.string(), expires_at: z.string() }), 'The link; opening it signs a browser in with a new admin token'), ...errorResponses },
+    }),
+    async (c) => {
+      principalWith(c, 'admin');
+      return c.json(await createSigninLink(db, new URL(c.req.url).origin), 201);
     },
   );
 

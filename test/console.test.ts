@@ -228,6 +228,31 @@ describe('operator console in a real browser', { skip }, () => {
     }
   });
 
+  test('reply from the thread: sent in the same thread, to the sender, and shown there live', async (t) => {
+    const shots = await screenshotDir(t.name);
+    const inbox = (await m.api('POST', '/v1/inboxes', { username: `reply-${randomBytes(3).toString('hex')}` })).body;
+    await smtpSend(m.smtpPort, { from: 'Lee <lee@customer.example>', to: inbox.address, subject: 'Can we talk?', text: 'Are you free Thursday?', messageId: '<ask-1@customer.example>' });
+    const received = await waitFor(async () => (await m.api('GET', `/v1/inboxes/${inbox.id}/messages`)).body.data[0], 20_000, 'the message');
+    const { page, context, errors } = await openConsole(browser, base, m.adminToken);
+    try {
+      await page.goto(`${base}/#/threads/${received.thread_id}`);
+      await page.getByRole('button', { name: 'Reply' }).click();
+      const dialog = page.getByRole('dialog', { name: /Reply to lee@customer\.example/ });
+      await dialog.getByRole('textbox', { name: 'Message' }).fill('Thursday works.');
+      await page.screenshot({ path: path.join(shots, 'reply.png') });
+      await dialog.getByRole('button', { name: 'Send reply' }).click();
+      await page.getByRole('article', { name: /Sent message: Re: Can we talk\?/ }).waitFor({ timeout: 15_000 });
+      const thread = (await m.api('GET', `/v1/threads/${received.thread_id}`)).body;
+      const sent = thread.messages.find((x: any) => x.direction === 'outbound');
+      assert.equal(sent.in_reply_to, '<ask-1@customer.example>');
+      assert.deepEqual(sent.to.map((a: any) => a.address), ['lee@customer.example']);
+      assert.equal(sent.text.trim(), 'Thursday works.');
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('live activity: recent events on open, new ones at the top as they happen', async (t) => {
     const shots = await screenshotDir(t.name);
     const inbox = (await m.api('POST', '/v1/inboxes', { username: `live-${randomBytes(3).toString('hex')}` })).body;

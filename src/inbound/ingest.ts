@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
-import { appendEvents } from '../events/events.ts';
+import { eventRows } from '../events/events.ts';
 import { newId } from '../ids.ts';
 import { decide, DEFAULT_POLICY, HELD } from '../intel/policy.ts';
 import { inTransaction, QUEUES, retryOrphanedJobs } from '../jobs/boss.ts';
@@ -8,6 +8,7 @@ import type { Logger } from '../log.ts';
 import { assignThreads } from '../messages/threading.ts';
 import { mayBeReport } from '../outbound/verp.ts';
 import { AutoAnalyze } from '../store/auto-analyze.ts';
+import { bulkInsert } from '../store/bulk.ts';
 import type { Store } from '../store/database.ts';
 import type { Database } from '../store/schema.ts';
 import type { Analysis, AuthOptions } from './analyze.ts';
@@ -98,6 +99,9 @@ async function ingestBatch(store: Store, boss: PgBoss, receiptIds: string[], ana
   });
 }
 
+/** The jsonb columns of a message row, which analysis hands over already serialised (analyze.ts). */
+const MESSAGE_JSON_COLUMNS = ['to', 'cc', 'reply_to', 'references', 'headers', 'parse_warnings', 'security', 'kind_evidence', 'a2a'] as const;
+
 /**
  * Writes the messages of analysed receipts, in the caller's transaction: one row per delivery
  * (threaded, with its inbox's disposition), the attachments, a message.received or
@@ -124,8 +128,6 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
       parents: [...new Set([...(p.in_reply_to ? [p.in_reply_to] : []), ...p.references])],
     };
   }));
-  // Chunked inserts: PostgreSQL takes at most 65,535 bind parameters per statement, and a group of
-  // receipts with many recipients each can exceed that (30 columns per message row).
   const rows = todo.map(({ d, item }, i) => {
     const { receipt: r, analysis: a } = item;
     const p = a.message;
@@ -161,7 +163,8 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
       a2a: a.json.a2a,
     };
   });
-  for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('messages').values(rows.slice(i, i + 1000)).execute();
+  // One JSON parameter per statement rather than 30 bind parameters per row (store/bulk.ts).
+  await bulkInsert(trx, 'messages', rows, { json: MESSAGE_JSON_COLUMNS });
   const attachmentRows = todo.flatMap(({ d, item }) => item.analysis.attachments.map((att, i) => ({
     id: newId('att'),
     message_id: d.id,
@@ -173,10 +176,10 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
     size: att.size,
     sha256: att.sha256!,
   })));
-  // Chunked: a message may carry up to maxAttachments parts, and bind parameters are finite.
-  for (let i = 0; i < attachmentRows.length; i += 500) await trx.insertInto('attachments').values(attachmentRows.slice(i, i + 500)).execute();
+  await bulkInsert(trx, 'attachments', attachmentRows);
   // Every decision is an event: message.received (delivered or flagged) or message.quarantined.
-  await appendEvents(trx, todo.map(({ d, item }, i) => {
+  // The rows appendEvents would write (events.ts eventRows), inserted with one parameter.
+  await bulkInsert(trx, 'events', eventRows(todo.map(({ d, item }, i) => {
     const disposition = dispositions[i];
     const a = item.analysis;
     return {
@@ -193,7 +196,7 @@ export async function writeMessages(trx: Kysely<Database>, boss: PgBoss, items: 
         ...(a.a2a && !HELD.includes(disposition) ? { a2a: a.a2a } : {}),
       },
     };
-  }));
+  }), new Date()), { json: ['data'] });
   // Mail that may be a report on something we sent (a DSN to a VERP address, anything with the
   // null sender) is handed to the outbound side in the same commit, so no bounce is ever missed.
   const reports = todo.filter(({ d, item }) => mayBeReport(item.receipt.mail_from, d.rcpt_to)).map(({ d }) => d.id);

@@ -1,7 +1,8 @@
 import { sql, type Kysely } from 'kysely';
 import { sha256Hex } from '../store/blobs.ts';
+import { PREPARE_MARK } from '../store/prepared.ts';
 import type { PgBoss } from 'pg-boss';
-import { inTransaction, QUEUES } from '../jobs/boss.ts';
+import { inTransactionPrepared, QUEUES } from '../jobs/boss.ts';
 import type { Database } from '../store/schema.ts';
 
 /**
@@ -77,7 +78,7 @@ async function insertIngestJobs(trx: Kysely<Database>, boss: PgBoss, receiptIds:
   for (let i = 0; i < receiptIds.length; i += INGEST_GROUP) {
     jobs.push({ data: { receipt_ids: receiptIds.slice(i, i + INGEST_GROUP) }, heartbeatSeconds: INGEST_HEARTBEAT_SECONDS });
   }
-  if (jobs.length) await boss.insert(QUEUES.ingest, jobs, { db: inTransaction(trx) });
+  if (jobs.length) await boss.insert(QUEUES.ingest, jobs, { db: inTransactionPrepared(trx) });
 }
 
 /**
@@ -92,7 +93,8 @@ export async function acceptReceipts(trx: Kysely<Database>, boss: PgBoss, items:
   const shas = items.map((i) => sha256Hex(i.raw));
   const e = items.map((i) => i.envelope);
   const d = e.flatMap((r) => r.deliveries.map((x) => ({ ...x, receipt_id: r.id })));
-  const { rows } = await sql<{ id: string }>`
+  // A named prepared statement (store/prepared.ts): its text is the same for every group.
+  const { rows } = await sql<{ id: string }>`${sql.raw(PREPARE_MARK)}
     WITH b AS (
       INSERT INTO blobs (sha256, size, data)
       SELECT * FROM unnest(${shas}::text[], ${items.map((i) => i.raw.length)}::int[], ${items.map((i) => i.raw)}::bytea[])

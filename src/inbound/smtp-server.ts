@@ -170,7 +170,7 @@ export async function startSmtpServer(deps: {
           trace_size: trace.length,
           deliveries: recipients.map((r) => ({ id: newId('msg'), inbox_id: r.inboxId, rcpt_to: r.rcpt })),
         };
-        acceptor.accept(envelope, Buffer.concat([trace, ...chunks], trace.length + size)).then(
+        acceptor.accept(envelope, Buffer.concat([trace, ...chunks], trace.length + size), { smtp: true }).then(
           () => callback(null, `2.0.0 Ok: queued as ${id}`),
           (err) => {
             log.error({ err, receipt: id }, 'could not commit an incoming message; answered with a temporary failure');

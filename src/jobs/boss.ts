@@ -1,4 +1,5 @@
 import { PgBoss, fromKysely, fromPglite, type Db } from 'pg-boss';
+import { PREPARE_MARK } from '../store/prepared.ts';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/database.ts';
@@ -79,6 +80,17 @@ function ignoreExisting(err: unknown): void {
 
 /** A pg-boss database handle that runs inside a Kysely transaction: jobs commit with the rows. */
 export const inTransaction = (trx: Kysely<any>): Db => fromKysely(trx);
+
+/**
+ * `inTransaction` for a hot call site whose pg-boss statements have a fixed text (one queue, the
+ * same options every time): on PostgreSQL they run as named prepared statements (store/prepared.ts),
+ * planned once per connection. The accept's ingest-job insert uses it: every PostgreSQL `250`
+ * waits for it.
+ */
+export const inTransactionPrepared = (trx: Kysely<any>): Db => {
+  const db = fromKysely(trx);
+  return { executeSql: (text, values) => db.executeSql(PREPARE_MARK + text, values) };
+};
 
 /**
  * Embedded mode only, before a queue's worker starts. A job that was `active` when the previous

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { newId } from '../ids.ts';
+import { bulkInsert } from '../store/bulk.ts';
 import type { Database } from '../store/schema.ts';
 
 /**
@@ -72,14 +73,10 @@ export async function assignThreads(trx: Kysely<Database>, items: ThreadCandidat
       const c = counts.get(t.id)!;
       return { id: t.id, inbox_id: t.inbox_id, subject: t.subject, message_count: c.n, first_message_at: c.first, last_message_at: c.last, created_at: now };
     });
-    // Chunked: at most 65,535 bind parameters per statement.
-    for (let i = 0; i < rows.length; i += 5000) await trx.insertInto('threads').values(rows.slice(i, i + 5000)).execute();
+    // One JSON parameter per statement rather than one bind parameter per value (store/bulk.ts).
+    await bulkInsert(trx, 'threads', rows);
   }
-  if (refRows.length) {
-    for (let i = 0; i < refRows.length; i += 5000) {
-      await trx.insertInto('thread_refs').values(refRows.slice(i, i + 5000)).onConflict((oc) => oc.columns(['inbox_id', 'ref']).doNothing()).execute();
-    }
-  }
+  await bulkInsert(trx, 'thread_refs', refRows, { onConflictDoNothing: ['inbox_id', 'ref'] });
   // One statement updates every existing thread's count and time span.
   const values = [...counts.entries()].filter(([id]) => !newThreads.has(id))
     .map(([id, c]) => sql`(${id}, ${c.n}::int, ${c.first.toISOString()}::timestamptz, ${c.last.toISOString()}::timestamptz)`);

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { FileBlobStore, TableBlobStore, type BlobStore } from './blobs.ts';
 import { migrateToLatest } from './migrate.ts';
 import { PGliteThread } from './pglite-thread.ts';
+import { prepareMarked } from './prepared.ts';
 import type { Database } from './schema.ts';
 
 export type Engine = 'pglite' | 'postgres';
@@ -73,6 +74,7 @@ async function openPostgres(connectionString: string, schema: string): Promise<S
     options: `-c search_path="${schema}" -c synchronous_commit=on`,
   });
   pool.on('error', () => {}); // an idle client's error is reported again on its next use
+  pool.on('connect', (client) => prepareMarked(client));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   // Processes starting together on one database would race on CREATE SCHEMA (it is not safe under
   // concurrency even with IF NOT EXISTS) and on the migration table: one session-level advisory

@@ -216,7 +216,27 @@ export async function verifyCampaign(api: ApiClient, cw: CampaignWorld, sc: Scen
     ...mine().filter((w) => w.mailroomHeaders['x-mailroom-step'] === String(i + 1)).map((w) => w.to),
     ...(i === 0 ? world.refused.map((r) => r.to) : []),
   ]).size);
-  assert.deepEqual(campaign.funnel.sent_per_step, perStep, 'funnel sent per step = what the world received');
+  // After a kill -9 (the tests that allow transport copies), one case makes Mailroom's record differ
+  // from the world's: the relay took a send just before the crash, so the outbox never recorded it and
+  // retries it; the lead's reaction to that first copy (a complaint, an unsubscribe) suppresses the
+  // address meanwhile, and the retry is cancelled (recipient `suppressed`), so the funnel does not count
+  // a message the world did receive. Each such difference must be exactly that, within the copies allowed.
+  const unconfirmed = Array.from({ length: perStep.length }, () => 0);
+  if (o.allowTransportCopies && perStep.some((n: number, i: number) => n !== campaign.funnel.sent_per_step[i])) {
+    for (const r of runs) {
+      const to = r.lead.email.toLowerCase();
+      for (const e of (await api('GET', `/v1/runs/${r.id}/trace`)).body.timeline) {
+        if (e.kind !== 'send' || !e.output?.message_id) continue;
+        const step = e.name.replace('send step ', '');
+        if (!mine().some((w) => w.to === to && w.mailroomHeaders['x-mailroom-step'] === step)) continue;
+        const d = (await api('GET', `/v1/messages/${e.output.message_id}`)).body.delivery;
+        if (d?.recipients?.[0]?.status === 'suppressed') unconfirmed[Number(step) - 1]++;
+      }
+    }
+    assert.ok(unconfirmed.reduce((a, b) => a + b, 0) <= o.allowTransportCopies, `unconfirmed sends ${unconfirmed} within ${o.allowTransportCopies}`);
+  }
+  assert.deepEqual(campaign.funnel.sent_per_step.map((n: number, i: number) => n + unconfirmed[i]), perStep,
+    `funnel sent per step (+ sends unconfirmed at a crash, then cancelled: ${unconfirmed}) = what the world received`);
   const classOf: Partial<Record<string, string>> = { interested: 'interested', colleague: 'interested', not_interested: 'not_interested', question: 'question', wrong_person: 'wrong_person', unsubscribe: 'unsubscribe' };
   const expectedReplies: Record<string, number> = {};
   for (const r of world.sent) {

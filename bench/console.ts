@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   say(`bench:console — ${machineSummary()}; load average ${loadAverage()}`);
   say(`engine ${ENGINE}; inboxes of ${int0(SMALL)} (baseline) and ${int0(N)} messages (one thread each)`);
   const assets = consoleAssetBytes();
-  say(`console files: ${assets.files}, ${int0(assets.bytes)} bytes in all (uncompressed; the sign-in page loads 5 of them, about 35 KB; views load on first use)`);
+  say(`console files: ${assets.files}, ${int0(assets.bytes)} bytes in all (uncompressed; the sign-in page loads 5 of them, about 44 KB; views load on first use)`);
   const mr = await startMailroomProcess({
     engine: ENGINE, databaseUrl: DATABASE_URL, profileDir: null, dataDirPrefix: 'mailroom-bench-console-', baseEnv: cleanEnv(),
     env: { MAILROOM_MAX_CONNECTIONS_PER_IP: '50' },

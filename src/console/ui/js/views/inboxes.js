@@ -78,10 +78,9 @@ export async function inboxDetail(ctx) {
   const counts = h('p', { class: 'counts', 'aria-live': 'polite' }, 'Counting…');
   const showCounts = (c) => replace(counts, `${c.messages} messages (${c.inbound} received, ${c.outbound} sent) in ${c.threads} threads`,
     c.held ? [' · ', badge(`${c.held} held`, 'warn', 'quarantined or waiting for a person; shown in their threads')] : '');
-  // Counting a large inbox takes a while (about 140 ms at 100,000 messages, bench:console): the
+  // Counting a large inbox takes a while (about 130 ms at 100,000 messages, bench:console): the
   // threads do not wait for it.
   const loadCounts = () => api.get(`/v1/inboxes/${encodeURIComponent(inboxId)}?include=counts`).then((i) => ctx.alive() && showCounts(i.counts));
-  loadCounts().catch(() => {});
 
   // Threads, newest activity first, virtualised: an inbox of 100,000 messages scrolls as one of 10.
   let cursor = null;
@@ -107,7 +106,10 @@ export async function inboxDetail(ctx) {
     h('div', { class: 'toolbar' }, counts, h('span', { class: 'spacer' }), composeBtn),
     h('h2', {}, 'Threads'),
     list.el);
+  // Counts after the first page: the embedded database has one connection, and the first rows
+  // should not queue behind counting 100,000 messages.
   await list.start();
+  loadCounts().catch(() => {});
 
   // Live: a new message in this inbox brings its thread to the top without a reload.
   const refresh = async () => {

@@ -5,9 +5,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import nodemailer, { type SendMailOptions } from 'nodemailer';
 import type { Browser, Page } from 'playwright-core';
 import { browserSkip, launchBrowser, openConsole, screenshotDir } from './helpers/browser.ts';
+import { sendMail } from './helpers/smtp.ts';
 import { startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
 
 /**
@@ -20,11 +20,6 @@ const skip = browserSkip();
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Sends a message over SMTP with nodemailer (a real client) to Mailroom's listener. */
-async function smtpSend(port: number, mail: SendMailOptions): Promise<void> {
-  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, tls: { rejectUnauthorized: false } });
-  try { await transport.sendMail(mail); } finally { transport.close(); }
-}
 
 describe('operator console in a real browser', { skip }, () => {
   let m: TestMailroom;
@@ -68,7 +63,7 @@ describe('operator console in a real browser', { skip }, () => {
       const attachment = randomBytes(20_000);
       const navigations: string[] = [];
       page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations.push(f.url()); });
-      await smtpSend(m.smtpPort, {
+      await sendMail(m.smtpPort, {
         from: 'Dana Prospect <dana@customer.example>', to: address, subject: 'Quarterly numbers',
         text: 'Hi, the numbers are attached.\n\nDana', attachments: [{ filename: 'numbers.bin', content: attachment, contentType: 'application/octet-stream' }],
       });
@@ -116,7 +111,7 @@ describe('operator console in a real browser', { skip }, () => {
       + `<div style="display:none">${hidden}</div>`
       + `<iframe src="${beaconUrl}/frame"></iframe><object data="${beaconUrl}/object"></object>`
       + `<a href="javascript:fetch('${beaconUrl}/js-link')">click</a><form action="${beaconUrl}/form"><button>go</button></form></body></html>`;
-    await smtpSend(m.smtpPort, { from: 'Billing <billing@vendor.example>', to: inbox.address, subject: 'Invoice 2291', text: 'Please find our invoice below.', html });
+    await sendMail(m.smtpPort, { from: 'Billing <billing@vendor.example>', to: inbox.address, subject: 'Invoice 2291', text: 'Please find our invoice below.', html });
     // Quarantined by the default policy (high risk): shown to the operator all the same.
     const held = await waitFor(async () => {
       const r = await m.api('GET', `/v1/inboxes/${inbox.id}/messages?disposition=any`);
@@ -160,7 +155,7 @@ describe('operator console in a real browser', { skip }, () => {
   test('a read-only token sees no compose or delete actions, and the API refuses them when forced', async (t) => {
     const shots = await screenshotDir(t.name);
     const inbox = (await m.api('POST', '/v1/inboxes', { username: `ro-${randomBytes(3).toString('hex')}` })).body;
-    await smtpSend(m.smtpPort, { from: 'someone@else.example', to: inbox.address, subject: 'Read me', text: 'hello' });
+    await sendMail(m.smtpPort, { from: 'someone@else.example', to: inbox.address, subject: 'Read me', text: 'hello' });
     const msg = await waitFor(async () => (await m.api('GET', `/v1/inboxes/${inbox.id}/messages`)).body.data[0], 20_000, 'the message');
     const ro = (await m.api('POST', '/v1/tokens', { name: 'viewer', scopes: ['inboxes:read', 'messages:read'] })).body;
 
@@ -231,7 +226,7 @@ describe('operator console in a real browser', { skip }, () => {
   test('reply from the thread: sent in the same thread, to the sender, and shown there live', async (t) => {
     const shots = await screenshotDir(t.name);
     const inbox = (await m.api('POST', '/v1/inboxes', { username: `reply-${randomBytes(3).toString('hex')}` })).body;
-    await smtpSend(m.smtpPort, { from: 'Lee <lee@customer.example>', to: inbox.address, subject: 'Can we talk?', text: 'Are you free Thursday?', messageId: '<ask-1@customer.example>' });
+    await sendMail(m.smtpPort, { from: 'Lee <lee@customer.example>', to: inbox.address, subject: 'Can we talk?', text: 'Are you free Thursday?', messageId: '<ask-1@customer.example>' });
     const received = await waitFor(async () => (await m.api('GET', `/v1/inboxes/${inbox.id}/messages`)).body.data[0], 20_000, 'the message');
     const { page, context, errors } = await openConsole(browser, base, m.adminToken);
     try {
@@ -261,7 +256,7 @@ describe('operator console in a real browser', { skip }, () => {
       await page.getByRole('link', { name: 'Live activity' }).click();
       const log = page.getByRole('log', { name: 'Events' });
       await log.locator('[data-type="inbox.created"]').first().waitFor();
-      await smtpSend(m.smtpPort, { from: 'live@sender.example', to: inbox.address, subject: 'Arrives while watching', text: 'hi' });
+      await sendMail(m.smtpPort, { from: 'live@sender.example', to: inbox.address, subject: 'Arrives while watching', text: 'hi' });
       const item = log.locator('[data-type="message.received"]', { hasText: 'Arrives while watching' });
       await item.waitFor({ timeout: 20_000 });
       const order = await log.locator('.activity-item').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-type')} ${e.textContent}`));
@@ -277,7 +272,7 @@ describe('operator console in a real browser', { skip }, () => {
 
   test('keyboard only: sign in, open an inbox and a thread; every control has an accessible name', async () => {
     const inbox = (await m.api('POST', '/v1/inboxes', { username: `kb-${randomBytes(3).toString('hex')}` })).body;
-    await smtpSend(m.smtpPort, { from: 'kb@sender.example', to: inbox.address, subject: 'Keyboard path', text: 'hello', html: '<p>hello</p>' });
+    await sendMail(m.smtpPort, { from: 'kb@sender.example', to: inbox.address, subject: 'Keyboard path', text: 'hello', html: '<p>hello</p>' });
     await waitFor(async () => (await m.api('GET', `/v1/inboxes/${inbox.id}/messages`)).body.data[0], 20_000, 'the message');
     const context = await browser.newContext();
     try {

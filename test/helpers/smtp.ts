@@ -1,4 +1,5 @@
 import net from 'node:net';
+import nodemailer, { type SendMailOptions } from 'nodemailer';
 
 /**
  * A raw SMTP client over a real socket, for tests that need byte-level control (relay tricks,
@@ -187,4 +188,10 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export function headerOf(raw: Buffer, name: string): string | null {
   const head = raw.toString('latin1').split(/\r\n\r\n/)[0].replace(/\r\n[ \t]+/g, ' ');
   return new RegExp(`^${name}:[ \\t]*(.*)$`, 'mi').exec(head)?.[1].trim() ?? null;
+}
+
+/** One message through nodemailer (a real, ordinary SMTP client) to a listener on loopback. */
+export async function sendMail(port: number, mail: SendMailOptions): Promise<void> {
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+  try { await transport.sendMail(mail); } finally { transport.close(); }
 }

@@ -1,6 +1,6 @@
 // The console's entry: sign-in, the frame (navigation, live indicator) and the hash router.
 import { createApi, openEventStream, storedToken, storeToken, forgetToken, ApiError } from './api.js';
-import { h, replace, announce, showError } from './dom.js';
+import { h, replace, showError } from './dom.js';
 
 /**
  * Routes: a hash pattern, the view module and export, and the scope a token needs for it. Views are
@@ -140,4 +140,3 @@ function start(api, me) {
 
 window.addEventListener('unhandledrejection', (e) => showError(e.reason));
 boot().catch(showError);
-export { announce };

@@ -1,5 +1,5 @@
 // Inboxes: the list (create, delete, counts) and one inbox (its threads, live, and compose).
-import { h, replace, pagedTable, timeEl, badge, actionButton, field, announce, showError, virtualList, dialog, fmtAddr } from '../dom.js';
+import { h, replace, pagedTable, timeEl, badge, actionButton, field, announce, showError, virtualList, dialog } from '../dom.js';
 import { compose } from '../compose.js';
 
 export async function inboxList(ctx) {
@@ -128,4 +128,3 @@ export async function inboxDetail(ctx) {
   ctx.cleanup(() => clearTimeout(timer));
 }
 
-export { fmtAddr };

@@ -11,6 +11,8 @@ import { spawn } from 'node:child_process';
 const files = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const flags = process.argv.slice(2).filter((a) => a.startsWith('-'));
 const args = [
+  // Names the file and the caller when a test process exits early (see the file).
+  '--import', './test/helpers/exit-trace.ts',
   '--test',
   `--test-concurrency=${process.env.MAILROOM_TEST_CONCURRENCY ?? '4'}`,
   '--test-timeout=600000',

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
+import { cachingResolve, createResolver } from '../src/dns/resolver.ts';
+import { authVerdict, mailauthInput } from '../src/intel/auth.ts';
+import { parseMessage } from '../src/mime/parse.ts';
 import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
 import { startDns, type TestDns } from './helpers/dns.ts';
 import { SmtpClient } from './helpers/smtp.ts';
@@ -124,3 +129,54 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+describe('mailauth reads the header section alone when no signature asks for the body', () => {
+  let dns: TestDns;
+  let resolve: (name: string, rrtype: string) => Promise<unknown>;
+  const k = key();
+  before(async () => {
+    dns = await startDns();
+    dns.set('example.com', [{ type: 'TXT', value: 'v=spf1 ip4:127.0.0.1 -all' }]);
+    dns.set('s1._domainkey.example.com', [{ type: 'TXT', value: k.txt }]);
+    dns.set('_dmarc.example.com', [{ type: 'TXT', value: 'v=DMARC1; p=reject' }]);
+    resolve = cachingResolve(createResolver([dns.server]));
+  });
+  after(async () => { await dns?.close(); });
+
+  test('mailauthInput: the header section up to its empty line (CRLF or LF); the whole message when a DKIM or ARC field is in it, or there is no body', () => {
+    const crlf = Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nbody\r\nDKIM-Signature: in the body\r\n');
+    assert.equal(mailauthInput(crlf).toString(), 'From: a@example.com\r\nSubject: x\r\n\r\n');
+    const lf = Buffer.from('From: a@example.com\nSubject: x\n\nbody\n');
+    assert.equal(mailauthInput(lf).toString(), 'From: a@example.com\nSubject: x\n\n');
+    assert.equal(mailauthInput(Buffer.from('\r\nbody')).toString(), '\r\n');
+    const noBody = Buffer.from('From: a@example.com\r\nSubject: x\r\n');
+    assert.equal(mailauthInput(noBody), noBody);
+    for (const field of ['DKIM-Signature: v=1', 'dkim-signature:v=1', 'ARC-Seal: i=1', 'Arc-Message-Signature: i=1']) {
+      const raw = Buffer.from(`From: a@example.com\r\n${field}\r\n\r\nbody\r\n`);
+      assert.equal(mailauthInput(raw), raw, field);
+    }
+  });
+
+  test('the verdicts are the same as from the whole message: every corpus message, signed, altered and unsigned mail', async () => {
+    const env = { ip: '127.0.0.1', helo: 'mail.example.com', mailFrom: 'alice@example.com' };
+    const signed = await sign(mail('Alice <alice@example.com>', 'signed'), 'example.com', 's1', k.privateKey);
+    const samples: Buffer[] = [mail('Alice <alice@example.com>', 'unsigned'), signed, Buffer.from(signed.toString().replace('quarterly', 'yearly'))];
+    const corpora = path.resolve('../shared/corpora');
+    if (existsSync(corpora)) {
+      for (const f of readdirSync(corpora, { recursive: true, withFileTypes: true })) {
+        if (f.isFile() && f.name.endsWith('.eml')) samples.push(readFileSync(path.join(f.parentPath, f.name)));
+      }
+    }
+    let shortened = 0;
+    for (const raw of samples) {
+      const p = await parseMessage(raw);
+      const opts = { authservId: 'mx.mailroom.test', resolve };
+      const whole = await authVerdict(raw, env, p, { ...opts, wholeMessage: true });
+      const head = await authVerdict(raw, env, p, opts);
+      assert.deepEqual(head, whole, raw.subarray(0, 200).toString());
+      if (mailauthInput(raw).length < raw.length) shortened++;
+    }
+    assert.equal((await authVerdict(signed, env, await parseMessage(signed), { authservId: 'mx', resolve })).dkim[0].result, 'pass');
+    if (existsSync(corpora)) assert.ok(shortened > 300, `only ${shortened} of ${samples.length} messages took the header-only path`);
+  });
+});

@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { agentView } from '../src/intel/agent-view.ts';
 import { scoreInjection } from '../src/intel/injection.ts';
+import { encodedRuns, reverseCodePoints } from '../src/intel/text-scan.ts';
 import { INJECTION_TARGETS, runInjectionEval } from '../src/intel/injection-eval.ts';
 import { extractReply } from '../src/intel/reply/index.ts';
 import { parseMessage } from '../src/mime/parse.ts';
@@ -259,3 +260,42 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+describe('text scans of the scorer', () => {
+  // Random texts of base64-ish runs around the 40-character threshold, 0–3 "=" after them, and
+  // breaks: spaces, dots, newlines, non-ASCII letters, surrogate pairs and lone surrogates.
+  const runChars = ['a', 'Z', '7', '+', '/'];
+  const breaks = [' ', '.', '-', '\n', '😀', '\ud800', '\udc00', 'é', '='];
+  const randomText = (rnd: () => number) => {
+    let s = '';
+    const pieces = Math.floor(rnd() * 8);
+    for (let p = 0; p < pieces; p++) {
+      const len = 30 + Math.floor(rnd() * 20);
+      for (let i = 0; i < len; i++) s += runChars[Math.floor(rnd() * runChars.length)];
+      s += '='.repeat(Math.floor(rnd() * 4));
+      const n = Math.floor(rnd() * 3);
+      for (let i = 0; i < n; i++) s += breaks[Math.floor(rnd() * breaks.length)];
+    }
+    return s;
+  };
+  let seed = 42;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+
+  test('encodedRuns finds exactly the matches of the expression it replaces', () => {
+    let runs = 0;
+    for (let i = 0; i < 3000; i++) {
+      const text = randomText(rnd);
+      const expected = [...text.matchAll(/[A-Za-z0-9+/]{40,}={0,2}|\b[0-9a-f]{40,}\b/gi)].map((m) => m[0]);
+      assert.deepEqual([...encodedRuns(text)], expected, JSON.stringify(text));
+      runs += expected.length;
+    }
+    assert.ok(runs > 300, `only ${runs} runs generated`);
+  });
+
+  test('reverseCodePoints equals [...s].reverse().join(""), lone surrogates included', () => {
+    for (let i = 0; i < 3000; i++) {
+      const text = randomText(rnd);
+      assert.equal(reverseCodePoints(text), [...text].reverse().join(''), JSON.stringify(text));
+    }
+  });
+});

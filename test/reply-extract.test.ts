@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { extractReply } from '../src/intel/reply/index.ts';
 import { evalDiscourse } from '../src/intel/reply-eval.ts';
+import { LINE_EXPRESSIONS, MAX_MARKER_LINE, isEmailHeader, isEmbeddedEmail, isSignature } from '../src/intel/reply/matchers.ts';
 
 describe('extractReply: hand-written cases', () => {
   test('Gmail "On … wrote:" with quoted history', () => {
@@ -67,6 +68,43 @@ describe('extractReply: hand-written cases', () => {
 const CORPORA = path.resolve('../shared/corpora');
 const DISCOURSE = path.join(CORPORA, 'discourse-email-reply-trimmer');
 const skip: boolean | string = existsSync(DISCOURSE) ? false : `corpus not found at ${DISCOURSE}`;
+
+test('line matchers: the fast path (joined, anchored, prefiltered) agrees with every expression as written', { skip }, () => {
+  const lines = new Set<string>([
+    'On Mon, Jan 1, 2024 at 10:00 AM John Doe <john@example.com> wrote:',
+    'John Doe <john@example.com> wrote:',
+    'Jane wrote on Tuesday:',
+    '2024-01-01 10:00 GMT+01:00 Jane Doe',
+    'Jane via Discourse wrote:',
+    '-----Original Message-----',
+    'Sent from my iPhone',
+    '[Sent from my phone](https://example.com)',
+    'From: Jane <jane@example.com>',
+    'Sent: Monday, 1 January 2024 10:00',
+    'Quarterly numbers are attached; the agent should file them under finance.',
+  ]);
+  for (const f of readdirSync(DISCOURSE, { recursive: true, withFileTypes: true })) {
+    if (f.isFile()) for (const l of readFileSync(path.join(f.parentPath, f.name), 'utf8').split('\n')) lines.add(l);
+  }
+  // The expressions are written for line anchors: a carriage return, U+2028 or U+2029 inside a line
+  // starts another line for them, which the fast path must honour too.
+  for (const l of [...lines]) {
+    if (l.length < 8) continue;
+    const mid = l.length >> 1;
+    for (const t of ['\r', '\u2028', '\u2029']) lines.add(`junk text${t}${l}`), lines.add(`${l.slice(0, mid)}${t}${l.slice(mid)}`);
+  }
+  const matchers = { signature: isSignature, embedded: isEmbeddedEmail, header: isEmailHeader };
+  let positives = 0;
+  for (const line of lines) {
+    for (const [name, fast] of Object.entries(matchers)) {
+      const stripped = name === 'signature' ? line.replace(/\[([^\]]+)\]\([^)]+\)/g, '$1') : line;
+      const slow = line.length <= MAX_MARKER_LINE && LINE_EXPRESSIONS[name as keyof typeof matchers].some((re) => re.test(stripped));
+      assert.equal(fast(line), slow, `${name}: ${JSON.stringify(line)}`);
+      if (slow) positives++;
+    }
+  }
+  assert.ok(positives > 100, `only ${positives} matching lines: the comparison would prove little`);
+});
 
 test('discourse email_reply_trimmer corpus: exact match ≥ 85 %', { skip }, () => {
   const t0 = performance.now();

@@ -1,6 +1,7 @@
 import type { AuthVerdict } from './auth.ts';
 import { hiddenHtmlText } from './hidden-html.ts';
 import { taskInstructions } from './task-instructions.ts';
+import { encodedRuns, reverseCodePoints } from './text-scan.ts';
 
 /**
  * Prompt-injection risk of a received message: `{ score 0..1, level, signals[] }`, each signal with
@@ -118,13 +119,13 @@ function scoreUnsafe(input: ScoreInput): InjectionVerdict {
   if (invisible) instructionSignals(visible.replace(INVISIBLE, ''), 'text', 0.7, signals, 'split_');
 
   // Encoded payloads: base64 / hex runs that decode to instructions; reversed instructions.
-  for (const m of text.matchAll(/[A-Za-z0-9+/]{40,}={0,2}|\b[0-9a-f]{40,}\b/gi)) {
+  for (const run of encodedRuns(text)) {
     if (signals.length > 50) break;
-    const decoded = decodeBlob(m[0]);
+    const decoded = decodeBlob(run);
     if (decoded && instructionSignals(decoded, 'text', 0.8, signals, 'encoded_')) continue;
-    if (decoded) signals.push({ kind: 'encoded_text', evidence: `"${m[0].slice(0, 40)}…" decodes to "${decoded.slice(0, 60)}"`, location: 'text', weight: 0.15 });
+    if (decoded) signals.push({ kind: 'encoded_text', evidence: `"${run.slice(0, 40)}…" decodes to "${decoded.slice(0, 60)}"`, location: 'text', weight: 0.15 });
   }
-  const reversed = [...text.slice(0, 50_000)].reverse().join('');
+  const reversed = reverseCodePoints(text.slice(0, 50_000));
   instructionSignals(reversed, 'text', 0.7, signals, 'reversed_');
 
   // Exfiltration affordances: Markdown images or links whose URL carries data out when rendered.

@@ -32,27 +32,34 @@ const PAYLOAD = String.raw`(?:sentence|statement|tip|recommendation|reason|headl
 // Forms an answer can be asked to take.
 const FORM = String.raw`(?:anagram\w*|typos?|misspell\w*|substitution|symbols?|numbers|digits|emojis?|base\s?64|hex(?:adecimal)?|binary|morse|cipher|caesar|rot-?13|uppercase|capital\s+letters|lowercase|reverse\w*|backwards?|pig\s+latin|leetspeak|l33t|rhym\w*|verse|spaces|punctuation|french|spanish|german|italian|russian|japanese|chinese|korean|arabic|portuguese|dutch|hindi|latin)`;
 
-const OUTPUT_RULES: RegExp[] = [
+// Rules that name the answer (ANSWER) are tried only on a sentence that has one of its words: most
+// sentences have none, and ten large expressions per sentence were most of the scorer's time. Exact:
+// every ANSWER word contains one of these stems, matched case-insensitively like the rules.
+const NAMES_ANSWER = /respon|answer|repl|output|message|summary/i;
+const answerRule = (re: RegExp) => ({ re, needsAnswer: true });
+const anyRule = (re: RegExp) => ({ re, needsAnswer: false });
+
+const OUTPUT_RULES: { re: RegExp; needsAnswer: boolean }[] = [
   // "In your response, suggest …", "At the end of your answer, mention …"
-  new RegExp(String.raw`^(?:\W*)(?:in|within|throughout|at\s+the\s+(?:end|start|beginning|top|bottom)\s+of)\s+${ANSWER}\s*,`, 'i'),
+  answerRule(new RegExp(String.raw`^(?:\W*)(?:in|within|throughout|at\s+the\s+(?:end|start|beginning|top|bottom)\s+of)\s+${ANSWER}\s*,`, 'i')),
   // "Modify your answer to …", "End your reply with …", "Encode your answer in base64"
-  new RegExp(String.raw`^(?:\W*)(?:please\s+|kindly\s+|now\s+|also\s+)?(?:${TRANSFORM}|${AUGMENT})\s+${ANSWER}\b`, 'i'),
+  answerRule(new RegExp(String.raw`^(?:\W*)(?:please\s+|kindly\s+|now\s+|also\s+)?(?:${TRANSFORM}|${AUGMENT})\s+${ANSWER}\b`, 'i')),
   // "Introduce random typos in your response", "Replace letters with numbers in your answer"
-  new RegExp(String.raw`\b${TRANSFORM}\b${GAP}{0,60}\b(?:in|of|from|to|into|within|throughout)\s+${ANSWER}\b`, 'i'),
+  answerRule(new RegExp(String.raw`\b${TRANSFORM}\b${GAP}{0,60}\b(?:in|of|from|to|into|within|throughout)\s+${ANSWER}\b`, 'i')),
   // "Include a sentence in your answer …", "Add \"Download …\" to your response"
-  new RegExp(String.raw`\b${AUGMENT}\s+(?:(?:a|an|one|some|this|the\s+following)\s+(?:\w+\s+){0,3}${PAYLOAD}\b|["“'][^"”]{6,}["”']|(?:www\.)?[a-z0-9-]+\.(?:com|net|org|xyz|biz|io|info)\b)${GAP}{0,120}\b(?:in|into|to|within|throughout|at\s+the\s+end\s+of)\s+${ANSWER}\b`, 'i'),
+  answerRule(new RegExp(String.raw`\b${AUGMENT}\s+(?:(?:a|an|one|some|this|the\s+following)\s+(?:\w+\s+){0,3}${PAYLOAD}\b|["“'][^"”]{6,}["”']|(?:www\.)?[a-z0-9-]+\.(?:com|net|org|xyz|biz|io|info)\b)${GAP}{0,120}\b(?:in|into|to|within|throughout|at\s+the\s+end\s+of)\s+${ANSWER}\b`, 'i')),
   // "Provide your reply without any spaces", "Respond only in pig latin", "Provide your response in anagrammed words"
-  new RegExp(String.raw`\b(?:provide|give|write|deliver|format|render|present|compose|respond|answer|reply)\b(?:\s+${ANSWER})?\s+(?:only\s+)?(?:in|using|with|without|as)\s+(?:(?:any|all|intentional|random|the|a|an)\s+)?(?:\w+\s+){0,2}${FORM}\b`, 'i'),
+  anyRule(new RegExp(String.raw`\b(?:provide|give|write|deliver|format|render|present|compose|respond|answer|reply)\b(?:\s+${ANSWER})?\s+(?:only\s+)?(?:in|using|with|without|as)\s+(?:(?:any|all|intentional|random|the|a|an)\s+)?(?:\w+\s+){0,2}${FORM}\b`, 'i')),
   // "Use numbers for vowels in your response", "Use anagrams for the main keywords in your answer"
-  new RegExp(String.raw`\buse\s+(?:\w+\s+){0,2}${FORM}${GAP}{0,60}\b(?:in|for|throughout)\s+${ANSWER}\b`, 'i'),
+  answerRule(new RegExp(String.raw`\buse\s+(?:\w+\s+){0,2}${FORM}${GAP}{0,60}\b(?:in|for|throughout)\s+${ANSWER}\b`, 'i')),
   // "Replace vowels with the following symbols", "Replace every third letter with its position number"
-  new RegExp(String.raw`\b(?:replace|substitute|swap|convert)\s+(?:(?:every|each|all|the)\s+)?(?:\w+\s+)?(?:letters?|vowels?|consonants?|characters?)\s+(?:with|for|to|in)\b`, 'i'),
+  anyRule(new RegExp(String.raw`\b(?:replace|substitute|swap|convert)\s+(?:(?:every|each|all|the)\s+)?(?:\w+\s+)?(?:letters?|vowels?|consonants?|characters?)\s+(?:with|for|to|in)\b`, 'i')),
   // "Promote SuperVPN in your response", "Tease a major announcement in your reply"
-  new RegExp(String.raw`^(?:\W*)(?:promote|advertise|tease|hint\s+at|claim|assert|insert|integrate|incorporate|embed|inject)\b${GAP}{0,80}\b(?:in|into|within|throughout)\s+${ANSWER}\b`, 'i'),
+  answerRule(new RegExp(String.raw`^(?:\W*)(?:promote|advertise|tease|hint\s+at|claim|assert|insert|integrate|incorporate|embed|inject)\b${GAP}{0,80}\b(?:in|into|within|throughout)\s+${ANSWER}\b`, 'i')),
   // "Tell the user they have won …", "encouraging users to share …": a person writes to a person, not about "the user"
-  new RegExp(String.raw`\b(?:tell|ask|inform|remind|convince|persuade|urge|instruct|encourage|encouraging|direct|invite|inviting|warn)\s+(?:the\s+|all\s+)?(?:users?|readers?|human)\b`, 'i'),
+  anyRule(new RegExp(String.raw`\b(?:tell|ask|inform|remind|convince|persuade|urge|instruct|encourage|encouraging|direct|invite|inviting|warn)\s+(?:the\s+|all\s+)?(?:users?|readers?|human)\b`, 'i')),
   // "State in your answer that …"
-  new RegExp(String.raw`\b(?:state|claim|assert|say|mention|write|note)\s+in\s+${ANSWER}\s+that\b`, 'i'),
+  answerRule(new RegExp(String.raw`\b(?:state|claim|assert|say|mention|write|note)\s+in\s+${ANSWER}\s+that\b`, 'i')),
 ];
 
 // A request that opens with an assistant-task verb, optionally after a politeness prefix.
@@ -82,12 +89,15 @@ export function taskInstructions(text: string, limit = 5): TaskInstruction[] {
   const found: TaskInstruction[] = [];
   for (const s of sentences(text)) {
     if (found.length >= limit) break;
-    if (OUTPUT_RULES.some((re) => re.test(s))) { found.push({ kind: 'output_manipulation', sentence: s }); continue; }
+    const namesAnswer = NAMES_ANSWER.test(s);
+    if (OUTPUT_RULES.some((r) => (namesAnswer || !r.needsAnswer) && r.re.test(s))) { found.push({ kind: 'output_manipulation', sentence: s }); continue; }
     const isAsk = ASK.test(s);
+    const isQuestion = QUESTION.test(s);
+    if (!isAsk && !isQuestion) continue; // GENERIC (the largest expression) matters only to these
     const generic = GENERIC.test(s);
     if (isAsk && generic && !CONTEXT.test(s)) { found.push({ kind: 'assistant_request', sentence: s }); continue; }
     // Without a textbook cue, a short question ("What is the license?") is about the thread.
-    if (QUESTION.test(s) && (generic || (!PERSONAL.test(s) && s.split(/\s+/).length >= 5)) && !CONTEXT.test(s)) found.push({ kind: 'assistant_request', sentence: s });
+    if (isQuestion && (generic || (!PERSONAL.test(s) && s.split(/\s+/).length >= 5)) && !CONTEXT.test(s)) found.push({ kind: 'assistant_request', sentence: s });
   }
   return found;
 }

@@ -25,6 +25,7 @@ export const ERROR_STATUS = {
   draft_not_pending: 409,
   draft_stale: 409,
   webhook_url_forbidden: 400,
+  llm_url_forbidden: 400,
   // Agent-to-agent email (src/a2a/): a payload over the format's limit, and answers refused.
   a2a_payload_too_large: 413,
   a2a_not_a_request: 422,

@@ -75,6 +75,8 @@ for (const engine of ENGINES) {
         MAILROOM_LLM_TIMEOUT_MS: String(TIMEOUT_MS), MAILROOM_LLM_MAX_RETRIES: String(MAX_RETRIES),
         // A campaign's own endpoint names its key's variable (never the server's key).
         OTHER_LLM_API_KEY: 'sk-other',
+        // A campaign's own endpoint must be public unless allowed: this one name (loopback, RFC 6761).
+        MAILROOM_LLM_ALLOW: 'models.localhost',
       }, { engine: { retryBaseMs: 50, maxAttempts: 3 } });
       sender = await inbox('llm-sender');
       owner = await inbox('llm-owner');
@@ -194,7 +196,7 @@ for (const engine of ENGINES) {
       const lead = await inbox('own-lead', 'agents.test');
       const spec = campaign(lead, {
         agents: { research: 'llm' }, stop: { final_wait_business_days: 0.02 },
-        llm: { base_url: other.url, model: 'other-model', api_key_env: 'OTHER_LLM_API_KEY' },
+        llm: { base_url: other.url.replace('127.0.0.1', 'models.localhost'), model: 'other-model', api_key_env: 'OTHER_LLM_API_KEY' },
       });
       const created = await m.api('POST', '/v1/campaigns', spec);
       assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -229,6 +231,17 @@ for (const engine of ENGINES) {
       const anthropic = await m.api('POST', '/v1/campaigns', campaign(lead, { llm: { provider: 'anthropic', model: 'claude-x' } }));
       assert.equal(anthropic.status, 400);
       assert.match(anthropic.body.detail, /anthropic provider, which needs an API key/);
+
+      // A5 SSRF: the campaign's own endpoint may not reach the server's network (MAILROOM_LLM_ALLOW
+      // names models.localhost only); nothing is created and nothing is requested.
+      const before = stub.requests.length + other.requests.length;
+      for (const base_url of [other.url, 'http://169.254.169.254/latest/v1', 'http://[::1]:11434/v1', 'http://10.0.0.7/v1']) {
+        const r = await m.api('POST', '/v1/campaigns', campaign(lead, { agents: { research: 'llm' }, llm: { base_url, model: 'm' } }));
+        assert.equal(r.status, 400, base_url);
+        assert.equal(r.body.code, 'llm_url_forbidden', JSON.stringify(r.body));
+        assert.match(r.body.detail, /set MAILROOM_LLM_ALLOW/);
+      }
+      assert.equal(stub.requests.length + other.requests.length, before);
     });
   });
 }

@@ -15,6 +15,8 @@ import { llmAgent, llmPersonalize, llmSequence } from '../src/orchestrator/llm/a
 import { loadPrompts, parsePrompt, PromptError, PROMPTS_DIR, renderPrompt, shippedPrompts } from '../src/orchestrator/llm/prompts.ts';
 import { resolveLlmSettings, SERVER_DEFAULTS, type LlmServerSettings, type LlmSettings } from '../src/orchestrator/llm/settings.ts';
 import type { ModelUsage, RoleContext, SequenceInput } from '../src/orchestrator/roles.ts';
+import { checkLlmEndpoint, guardedFetch } from '../src/orchestrator/llm/egress.ts';
+import { startDns, type TestDns } from './helpers/dns.ts';
 import { reply, startLlmStub, type LlmStub } from './helpers/llm-stub.ts';
 
 /**
@@ -41,9 +43,11 @@ describe('MAILROOM_LLM_* configuration', () => {
     });
     assert.deepEqual({ ...c.llm, keys: { ...c.llm.keys } }, {
       provider: 'anthropic', baseUrl: 'http://127.0.0.1:8000/v1', model: 'claude-x', apiKey: 'sk-server', timeoutMs: 30_000, maxRetries: 2,
-      keys: { OPENAI_API_KEY: 'sk-openai' },
+      keys: { OPENAI_API_KEY: 'sk-openai' }, egress: { allow: '', dnsServers: [] },
     });
     assert.equal(loadConfig({}).llm.model, undefined, 'no model unless configured');
+    assert.deepEqual(loadConfig({ MAILROOM_LLM_ALLOW: '10.0.0.0/8, gpu.internal', MAILROOM_DNS_SERVERS: '127.0.0.1:5353' }).llm.egress, { allow: '10.0.0.0/8, gpu.internal', dnsServers: ['127.0.0.1:5353'] });
+    assert.throws(() => loadConfig({ MAILROOM_LLM_ALLOW: '10.0.0.0/99' }), /MAILROOM_LLM_ALLOW/);
   });
 
   test('bad values are refused at start, each named', () => {
@@ -67,7 +71,7 @@ describe("a campaign's llm block over the server's settings", () => {
   });
 
   test('the same endpoint: fields merge, the server key is used', () => {
-    assert.deepEqual(resolveLlmSettings({ model: 'qwen-big' }, server), { provider: 'openai-compatible', baseUrl: 'http://vllm.internal:8000/v1', model: 'qwen-big', apiKey: 'sk-server', timeoutMs: 30_000, maxRetries: 2 });
+    assert.deepEqual(resolveLlmSettings({ model: 'qwen-big' }, server), { provider: 'openai-compatible', baseUrl: 'http://vllm.internal:8000/v1', model: 'qwen-big', apiKey: 'sk-server', timeoutMs: 30_000, maxRetries: 2, egress: null });
     assert.equal(resolveLlmSettings({ base_url: 'http://vllm.internal:8000/v1/' }, server).apiKey, 'sk-server', 'a trailing slash is the same endpoint');
   });
 
@@ -122,7 +126,7 @@ describe('the guards around the model', () => {
   let settings: LlmSettings;
   before(async () => {
     stub = await startLlmStub({ script: [] });
-    settings = { provider: 'openai-compatible', baseUrl: stub.url, model: 'stub-model', apiKey: stub.apiKey, timeoutMs: 2000, maxRetries: 0 };
+    settings = { provider: 'openai-compatible', baseUrl: stub.url, model: 'stub-model', apiKey: stub.apiKey, timeoutMs: 2000, maxRetries: 0, egress: null };
   });
   after(() => stub.close());
 
@@ -185,7 +189,8 @@ describe('the anthropic provider', () => {
 
   test('a role call through the Messages API: the key in x-api-key, the schema-valid notes, tokens recorded', async () => {
     const usage: ModelUsage[] = [];
-    const settings = resolveLlmSettings({ provider: 'anthropic', base_url: url, model: 'claude-sonnet-4-5', api_key_env: 'ANTHROPIC_API_KEY' }, { ...SERVER_DEFAULTS, keys: { ANTHROPIC_API_KEY: 'sk-ant-test' } });
+    const settings = resolveLlmSettings({ provider: 'anthropic', base_url: url, model: 'claude-sonnet-4-5', api_key_env: 'ANTHROPIC_API_KEY' }, { ...SERVER_DEFAULTS, keys: { ANTHROPIC_API_KEY: 'sk-ant-test' }, egress: { allow: '127.0.0.1/32', dnsServers: [] } });
+    assert.ok(settings.egress, "the campaign's own endpoint goes through the guard (allowed here)");
     const notes = await llmAgent('research', settings).research({ lead: { email: 'kim@acme.test', fields: {}, crm: {} }, history: { with_address: [], with_domain: [] }, campaign: { id: 'c', name: 'n' } }, ctx(usage));
     assert.equal(notes.summary, 'Kim runs ops at Acme.');
     assert.equal(seen[0].path, '/v1/messages');
@@ -193,5 +198,75 @@ describe('the anthropic provider', () => {
     assert.equal(seen[0].body.model, 'claude-sonnet-4-5');
     assert.match(seen[0].body.system?.[0]?.text ?? seen[0].body.system, /research agent/);
     assert.deepEqual(usage.map((u) => [u.provider, u.model, u.prompt, u.input_tokens, u.output_tokens, u.attempts]), [['anthropic', 'claude-sonnet-4-5', 'research.v1', 321, 42, 1]]);
+  });
+});
+
+describe("SSRF guard on a campaign's own model endpoint (llm.base_url)", () => {
+  let dns: TestDns;
+  let target: http.Server;
+  let port: number;
+  const hits: string[] = [];
+  before(async () => {
+    dns = await startDns();
+    target = http.createServer((req, res) => {
+      hits.push(req.url ?? '');
+      if (req.url?.startsWith('/redirect')) res.writeHead(302, { location: `http://127.0.0.1:${port}/metadata` }).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    port = (target.address() as AddressInfo).port;
+  });
+  after(async () => {
+    await dns.close();
+    await new Promise<void>((r) => target.close(() => r()));
+  });
+  const egress = (allow = '') => ({ allow, dnsServers: [dns.server] });
+  const refusal = async (p: Promise<unknown>) => p.then(() => 'no error', (e) => (e instanceof MailroomError ? `${e.code}: ${e.message}` : String(e)));
+
+  test('only a campaign-chosen endpoint is guarded: the server\'s own MAILROOM_LLM_BASE_URL is not', () => {
+    const server: LlmServerSettings = { ...SERVER_DEFAULTS, baseUrl: 'http://127.0.0.1:8000/v1', model: 'm', egress: egress() };
+    assert.equal(resolveLlmSettings({}, server).egress, null);
+    assert.equal(resolveLlmSettings({ base_url: 'http://127.0.0.1:8000/v1/' }, server).egress, null, 'the same endpoint, trailing slash aside');
+    assert.deepEqual(resolveLlmSettings({ base_url: 'http://10.0.0.5/v1', model: 'x' }, server).egress, server.egress);
+  });
+
+  test('A5 SSRF: loopback, private, link-local (metadata) and mapped endpoints are refused when the campaign is created', async () => {
+    for (const [url, reason] of [
+      [`http://127.0.0.1:${port}/v1`, 'loopback'], ['http://10.1.2.3/v1', 'private'], ['http://169.254.169.254/latest', 'link-local'],
+      ['http://[::ffff:127.0.0.1]/v1', 'ipv4-mapped loopback'], ['http://localhost:11434/v1', 'loopback'],
+    ]) {
+      assert.match(await refusal(checkLlmEndpoint(url, egress())), new RegExp(`^llm_url_forbidden: llm.base_url .* \\(${reason}\\); set MAILROOM_LLM_ALLOW`), url);
+    }
+    dns.set('models.example', [{ type: 'A', address: '93.184.216.34' }, { type: 'A', address: '192.168.1.9' }]);
+    assert.match(await refusal(checkLlmEndpoint('http://models.example/v1', egress())), /llm_url_forbidden: .*192\.168\.1\.9 \(private\)/, 'one private answer among public ones');
+    assert.match(await refusal(checkLlmEndpoint('http://user:pw@models.example/v1', egress())), /^invalid_request: llm.base_url must not contain a user name or password/);
+    assert.match(await refusal(checkLlmEndpoint('http://nowhere.example/v1', egress())), /^invalid_request: llm.base_url host nowhere.example does not resolve/);
+    assert.equal(hits.length, 0, 'nothing was requested');
+  });
+
+  test('MAILROOM_LLM_ALLOW lets a self-hosted model through, and the request connects to the address judged (the name is served only by the test DNS)', async () => {
+    dns.set('gpu.internal.example', [{ type: 'A', address: '127.0.0.1' }]);
+    assert.match(await refusal(checkLlmEndpoint(`http://gpu.internal.example:${port}/v1`, egress())), /llm_url_forbidden/);
+    const allowed = egress('gpu.internal.example');
+    assert.equal(await refusal(checkLlmEndpoint(`http://gpu.internal.example:${port}/v1`, allowed)), 'no error');
+    const res = await guardedFetch(allowed)(`http://gpu.internal.example:${port}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { ok: true });
+    assert.deepEqual(hits.splice(0), ['/v1/chat/completions']);
+  });
+
+  test('A6 DNS rebinding: a name judged public at creation and re-pointed to loopback is refused at call time; nothing connects', async () => {
+    dns.set('rebind.example', [{ type: 'A', address: '93.184.216.34' }]);
+    assert.equal(await refusal(checkLlmEndpoint(`http://rebind.example:${port}/v1`, egress())), 'no error');
+    dns.set('rebind.example', [{ type: 'A', address: '127.0.0.1' }]);
+    // A fresh guard: the process resolver caches nothing here, but a new one rules out any doubt.
+    assert.match(await refusal(guardedFetch(egress())(`http://rebind.example:${port}/v1/chat/completions`, { method: 'POST' })), /^llm_url_forbidden: .*127\.0\.0\.1 \(loopback\)/);
+    assert.equal(hits.length, 0);
+  });
+
+  test('A7 redirects: a 302 to the metadata address comes back as a 302; its Location is never requested', async () => {
+    const res = await guardedFetch(egress('127.0.0.1/32'))(`http://127.0.0.1:${port}/redirect`, { method: 'POST' });
+    assert.equal(res.status, 302);
+    assert.deepEqual(hits.splice(0), ['/redirect']);
   });
 });

@@ -24,6 +24,7 @@ const TITLES: Record<ErrorCode, string> = {
   unknown_domain: 'Unknown domain',
   username_taken: 'Username taken',
   webhook_url_forbidden: 'Webhook URL forbidden',
+  llm_url_forbidden: 'Model endpoint forbidden',
   header_injection: 'Line break in a header field',
   invalid_address: 'Invalid address',
   invalid_header: 'Header not allowed',

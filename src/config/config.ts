@@ -69,6 +69,7 @@ const EnvSchema = z.object({
   MAILROOM_LLM_API_KEY: z.string().min(1).optional(),
   MAILROOM_LLM_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
   MAILROOM_LLM_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  MAILROOM_LLM_ALLOW: z.string().optional(),
   MAILROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -154,6 +155,12 @@ export interface Config {
      * may name: captured here so that nothing else reads process.env, and nothing else is reachable.
      */
     keys: Readonly<Record<string, string>>;
+    /**
+     * Where a campaign's own `llm.base_url` may point: public addresses, plus MAILROOM_LLM_ALLOW (as
+     * written: CIDRs or host names), resolved through these DNS servers. The server's own
+     * MAILROOM_LLM_BASE_URL is the operator's choice and is not judged.
+     */
+    egress: { allow: string; dnsServers: string[] };
   };
 }
 
@@ -166,10 +173,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
-  try {
-    parseAllowList(e.MAILROOM_WEBHOOK_ALLOW);
-  } catch (err) {
-    throw new ConfigError(`invalid configuration:\n  MAILROOM_WEBHOOK_ALLOW: ${(err as Error).message}`);
+  for (const name of ['MAILROOM_WEBHOOK_ALLOW', 'MAILROOM_LLM_ALLOW'] as const) {
+    try {
+      parseAllowList(e[name]);
+    } catch (err) {
+      throw new ConfigError(`invalid configuration:\n  ${name}: ${(err as Error).message}`);
+    }
   }
   if (Boolean(e.MAILROOM_TLS_CERT) !== Boolean(e.MAILROOM_TLS_KEY)) {
     throw new ConfigError('invalid configuration: MAILROOM_TLS_CERT and MAILROOM_TLS_KEY must be set together');
@@ -227,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.MAILROOM_LLM_TIMEOUT_MS,
       maxRetries: e.MAILROOM_LLM_MAX_RETRIES,
       keys: Object.fromEntries(Object.entries(env).filter((kv): kv is [string, string] => LLM_KEY_ENV.test(kv[0]) && Boolean(kv[1]))),
+      egress: { allow: e.MAILROOM_LLM_ALLOW ?? '', dnsServers: (e.MAILROOM_DNS_SERVERS ?? '').split(',').map((s) => s.trim()).filter(Boolean) },
     },
   };
 }

@@ -9,8 +9,9 @@ import type { Inboxes } from '../inboxes/inboxes.ts';
 import { domainOf } from '../outbound/addresses.ts';
 import { clampLimit, decodeCursor, toPage, type Page, type PageRequest } from '../store/pagination.ts';
 import type { Database } from '../store/schema.ts';
-import { resolveAgents } from './agents/index.ts';
-import type { LlmServerSettings } from './llm/settings.ts';
+import { LLM_AGENT, resolveAgents } from './agents/index.ts';
+import { checkLlmEndpoint } from './llm/egress.ts';
+import { resolveLlmSettings, type LlmServerSettings } from './llm/settings.ts';
 import { leadTimeZone, type CampaignClock } from './calendar.ts';
 import type { CampaignEngine } from './engine.ts';
 import type { AgentRegistry } from './roles.ts';
@@ -134,6 +135,11 @@ export class Campaigns {
     const leads = dedupe([...spec.leads, ...extra]);
     // An unknown implementation name, or "llm" with no model configured, is refused now, not at the first lead.
     resolveAgents(spec.agents, this.#registry, { spec: spec.llm, server: this.#llm });
+    // A model endpoint of the campaign's own (llm.base_url) that the SSRF guard refuses is refused now too.
+    if (Object.values(spec.agents).includes(LLM_AGENT)) {
+      const llm = resolveLlmSettings(spec.llm, this.#llm);
+      if (llm.egress) await checkLlmEndpoint(llm.baseUrl, llm.egress);
+    }
     const senders = await this.#senders(p, spec);
     const now = Date.now();
     const clock: CampaignClock = { scale: spec.clock?.scale ?? 1, originReal: now, originSim: spec.clock?.start ? Date.parse(spec.clock.start) : now };

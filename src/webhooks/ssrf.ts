@@ -1,9 +1,10 @@
 import { BlockList, isIP } from 'node:net';
 import { isNoData, type Resolver } from '../dns/resolver.ts';
-import { MailroomError } from '../errors.ts';
+import { MailroomError, type ErrorCode } from '../errors.ts';
 
 /**
- * The SSRF guard for webhook URLs (OWASP API7). A URL is parsed once with the WHATWG parser — the
+ * The SSRF guard for URLs Mailroom requests on someone else's say (OWASP API7): webhook URLs, and a
+ * campaign's own model endpoint (`llm.base_url`, orchestrator/llm/egress.ts). A URL is parsed once with the WHATWG parser — the
  * same one the delivery code uses, so `http://2130706433/` or `http://0x7f.1/` are judged as the
  * 127.0.0.1 they will connect to — then EVERY address its name resolves to is judged, and one of
  * them is returned as the pinned address the delivery connects to (no second lookup to rebind).
@@ -191,34 +192,47 @@ export type Lookup = (host: string) => Promise<{ address: string; family: 4 | 6 
 
 const MAX_URL = 2048;
 
+/** Whose URL is judged, for the messages and the refusal. */
+export interface TargetKind {
+  /** How the messages name the URL: "webhook URL". */
+  label: string;
+  /** The variable that lets a private range through. */
+  allowVar: string;
+  /** The error code of a URL that reaches a forbidden address. */
+  forbiddenCode: ErrorCode;
+}
+
+export const WEBHOOK_TARGET: TargetKind = { label: 'webhook URL', allowVar: 'MAILROOM_WEBHOOK_ALLOW', forbiddenCode: 'webhook_url_forbidden' };
+
 const invalid = (message: string, cause?: unknown) => new MailroomError('invalid_request', message, { cause });
 
 /** The URL, or an invalid_request saying what is wrong with it. */
-function parseWebhookUrl(rawUrl: string): URL {
-  if (rawUrl.length > MAX_URL) throw invalid(`webhook URL is longer than ${MAX_URL} characters`);
+function parseTargetUrl(rawUrl: string, label: string): URL {
+  if (rawUrl.length > MAX_URL) throw invalid(`${label} is longer than ${MAX_URL} characters`);
   const url = URL.parse(rawUrl);
-  if (!url) throw invalid('webhook URL is not a valid URL');
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(`webhook URL must be http: or https:, not ${url.protocol}`);
+  if (!url) throw invalid(`${label} is not a valid URL`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(`${label} must be http: or https:, not ${url.protocol}`);
   // Credentials in the URL would be sent to whoever answers and end up in logs; use a header secret.
-  if (url.username || url.password) throw invalid('webhook URL must not contain a user name or password');
+  if (url.username || url.password) throw invalid(`${label} must not contain a user name or password`);
   return url;
 }
 
 /** localhost and *.localhost are loopback by definition (RFC 6761 §6.3), whatever DNS says. */
 const isLocalhost = (host: string): boolean => host === 'localhost' || host.endsWith('.localhost');
 
-async function addressesOf(host: string, lookup: Lookup): Promise<{ address: string; family: 4 | 6 }[]> {
+async function addressesOf(host: string, lookup: Lookup, label: string): Promise<{ address: string; family: 4 | 6 }[]> {
   const family = isIP(host);
   if (family) return [{ address: host, family: family as 4 | 6 }];
   if (isLocalhost(stripDot(host))) return [{ address: '127.0.0.1', family: 4 }];
+  const what = label.replace(/ URL$/, '');
   let answers: { address: string; family: 4 | 6 }[];
   try {
     answers = await lookup(host);
   } catch (err) {
     // The cause keeps the DNS code: a delivery worker retries ETIMEOUT/ESERVFAIL, not ENOTFOUND.
-    throw invalid(`webhook host ${host} does not resolve (${(err as { code?: string })?.code ?? 'error'})`, err);
+    throw invalid(`${what} host ${host} does not resolve (${(err as { code?: string })?.code ?? 'error'})`, err);
   }
-  if (!answers.length) throw invalid(`webhook host ${host} does not resolve`);
+  if (!answers.length) throw invalid(`${what} host ${host} does not resolve`);
   return answers;
 }
 
@@ -226,25 +240,31 @@ const isAllowed = (address: string, family: 4 | 6, host: string, allow: AllowLis
   allow.hosts.has(stripDot(host)) || allow.nets.check(address, family === 4 ? 'ipv4' : 'ipv6');
 
 /**
- * Validate a webhook URL and pin the address to deliver to. Called at registration (fail fast) and
- * again before each delivery attempt (DNS may have changed since): each call resolves afresh, and
- * the returned address is the only one `postPinned` connects to.
+ * Validate a URL and pin the address to connect to. Called when the URL is given (fail fast) and
+ * again before each request (DNS may have changed since): each call resolves afresh, and the
+ * returned address is the only one the request may connect to.
  */
-export async function resolveWebhookTarget(rawUrl: string, opts: { lookup: Lookup; allow: AllowList }): Promise<WebhookTarget> {
-  const url = parseWebhookUrl(rawUrl);
+export async function resolveTarget(rawUrl: string, opts: { lookup: Lookup; allow: AllowList; kind: TargetKind }): Promise<WebhookTarget> {
+  const { label, allowVar, forbiddenCode } = opts.kind;
+  const url = parseTargetUrl(rawUrl, label);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const answers = await addressesOf(host, opts.lookup);
+  const answers = await addressesOf(host, opts.lookup, label);
   // ALL answers are judged, not just the one we pick: a name with one public and one private
   // record is an attacker's round-robin, and the resolver's order is theirs to choose.
   for (const { address, family } of answers) {
     const reason = isForbiddenAddress(address);
     if (reason && !isAllowed(address, family, host, opts.allow)) {
-      // The origin only: paths and queries of webhook URLs often carry secrets, and errors get logged.
-      throw new MailroomError('webhook_url_forbidden', `webhook URL ${url.origin} resolves to ${address} (${reason}); set MAILROOM_WEBHOOK_ALLOW to allow self-hosted receivers`);
+      // The origin only: paths and queries of such URLs often carry secrets, and errors get logged.
+      throw new MailroomError(forbiddenCode, `${label} ${url.origin} resolves to ${address} (${reason}); set ${allowVar} to allow self-hosted receivers`);
     }
   }
   const [{ address, family }] = answers;
   return { url, host, address, family };
+}
+
+/** A webhook URL judged and pinned (resolveTarget): at registration and before each delivery attempt. */
+export function resolveWebhookTarget(rawUrl: string, opts: { lookup: Lookup; allow: AllowList }): Promise<WebhookTarget> {
+  return resolveTarget(rawUrl, { ...opts, kind: WEBHOOK_TARGET });
 }
 
 /**

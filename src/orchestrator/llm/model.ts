@@ -1,6 +1,7 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import type { LanguageModel } from 'ai';
+import { guardedFetch } from './egress.ts';
 import type { LlmSettings } from './settings.ts';
 
 /**
@@ -20,11 +21,11 @@ export interface Attempts {
   statuses: number[];
 }
 
-function countingFetch(attempts: Attempts): typeof fetch {
+function countingFetch(attempts: Attempts, base: typeof fetch): typeof fetch {
   return async (input, init) => {
     attempts.count++;
     try {
-      const res = await fetch(input, init);
+      const res = await base(input, init);
       attempts.statuses.push(res.status);
       return res;
     } catch (err) {
@@ -40,7 +41,8 @@ export function providerLabel(s: LlmSettings): string {
 }
 
 export function languageModel(s: LlmSettings, attempts: Attempts): LanguageModel {
-  const fetch = countingFetch(attempts);
+  // A campaign's own endpoint goes through the SSRF guard; the server's is the operator's choice.
+  const fetch = countingFetch(attempts, s.egress ? guardedFetch(s.egress) : globalThis.fetch);
   if (s.provider === 'anthropic') {
     return createAnthropic({ baseURL: s.baseUrl, apiKey: s.apiKey, fetch }).languageModel(s.model);
   }

@@ -19,6 +19,11 @@ export interface LlmSettings {
   apiKey?: string;
   timeoutMs: number;
   maxRetries: number;
+  /**
+   * Set when the endpoint is the campaign's own choice (its llm.base_url, not the server's): every
+   * request is then judged and pinned by the SSRF guard (egress.ts). Null for the server's endpoint.
+   */
+  egress: LlmServerSettings['egress'] | null;
 }
 
 /** Where each provider is when nobody says: the public APIs. */
@@ -27,7 +32,7 @@ export const DEFAULT_BASE_URL: Record<LlmProvider, string> = {
   anthropic: 'https://api.anthropic.com/v1',
 };
 
-export const SERVER_DEFAULTS: LlmServerSettings = { timeoutMs: 30_000, maxRetries: 2, keys: {} };
+export const SERVER_DEFAULTS: LlmServerSettings = { timeoutMs: 30_000, maxRetries: 2, keys: {}, egress: { allow: '', dnsServers: [] } };
 
 const trimUrl = (u: string) => u.replace(/\/+$/, '');
 
@@ -67,5 +72,8 @@ export function resolveLlmSettings(spec: LlmSpec | undefined, server: LlmServerS
   if (provider === 'anthropic' && !apiKey) {
     throw new MailroomError('invalid_request', `${who} with the anthropic provider, which needs an API key: name its variable with llm.api_key_env${sameEndpoint ? ', or set MAILROOM_LLM_API_KEY on the server' : ''}`);
   }
-  return { provider, baseUrl, model, apiKey, timeoutMs: server.timeoutMs, maxRetries: server.maxRetries };
+  // Whoever may create campaigns must not reach the server's own network through the model client
+  // (a metadata service, an internal API whose answer would come back as the "model's" text).
+  const campaignsOwn = s.base_url !== undefined && !(server.baseUrl && trimUrl(s.base_url) === trimUrl(server.baseUrl));
+  return { provider, baseUrl, model, apiKey, timeoutMs: server.timeoutMs, maxRetries: server.maxRetries, egress: campaignsOwn ? server.egress : null };
 }

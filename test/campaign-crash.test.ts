@@ -1,5 +1,5 @@
 import { after, describe, test } from 'node:test';
-import { campaignServes, createScenario, verifyCampaign, waitCompleted } from './helpers/campaign.ts';
+import { campaignServes, createScenario, verifyCampaign, waitCompleted, CAMPAIGN_MAX_MS, CAMPAIGN_STALL_MS } from './helpers/campaign.ts';
 import { ENGINES, skipEngine, waitFor } from './helpers/mailroom.ts';
 
 /**
@@ -18,7 +18,7 @@ for (const engine of ENGINES) {
     const serves = campaignServes(engine, ADMIN);
     after(() => serves.cleanup());
 
-    test('kill -9 in the middle of a campaign, then restart: the same outcome, nothing lost, no step sent twice', async () => {
+    test('kill -9 in the middle of a campaign, then restart: the same outcome, nothing lost, no step sent twice', { timeout: CAMPAIGN_MAX_MS + 300_000 }, async () => {
       let { cw, env, p, api } = await serves.launch();
       const sc = await createScenario(api, cw, { leads: 200 });
       // Kill while first messages are being sent and replies handled.
@@ -26,7 +26,7 @@ for (const engine of ENGINES) {
       await p.kill9();
       const atKill = cw.world.received.length;
       ({ p, api } = await serves.restart(cw, env));
-      await waitCompleted(() => api, sc.id, 480_000);
+      await waitCompleted(() => api, sc.id, CAMPAIGN_STALL_MS, CAMPAIGN_MAX_MS);
       const v = await verifyCampaign(api, cw, sc, { allowTransportCopies: SEND_CONCURRENCY }).catch((err) => {
         throw new Error(`${err.message}\n--- serve output after the restart:\n${p.output().slice(-3000)}`);
       });

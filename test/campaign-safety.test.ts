@@ -36,7 +36,7 @@ for (const engine of ENGINES) {
           s.reply_template = 'Thanks {{first_name|there}}! Here is the pilot guide you asked about.';
         },
       });
-      await waitCompleted(() => m.api, sc.id, 300_000);
+      await waitCompleted(() => m.api, sc.id, 120_000, 540_000);
       const runs = await allRuns(m.api, sc.id);
       const calm = runs.find((r) => r.lead.email === prospects[0].address)!;
       const hostile = runs.find((r) => r.lead.email === prospects[1].address)!;
@@ -68,7 +68,7 @@ for (const engine of ENGINES) {
     test('a reply from anyone at the same company stops every lead there; the world sees no follow-up to them', async () => {
       const prospects = [prospect('interested', 1, 'shared-co.example.fr'), prospect('silent', 2, 'shared-co.example.fr'), prospect('silent', 3, 'shared-co.example.fr'), prospect('silent', 4, 'elsewhere-4.example.fr')];
       const sc = await createScenario(m.api, cw, { leads: 4, prospects });
-      await waitCompleted(() => m.api, sc.id, 300_000);
+      await waitCompleted(() => m.api, sc.id, 120_000, 540_000);
       const runs = await allRuns(m.api, sc.id);
       const by = (addr: string) => runs.find((r) => r.lead.email === addr)!;
       assert.equal(by(prospects[0].address).reply_class, 'interested');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { allRuns, campaignServes, createScenario, verifyCampaign, waitCompleted } from './helpers/campaign.ts';
+import { allRuns, campaignServes, createScenario, verifyCampaign, waitCompleted, CAMPAIGN_MAX_MS, CAMPAIGN_STALL_MS } from './helpers/campaign.ts';
 import { skipEngine } from './helpers/mailroom.ts';
 import { startServe } from './helpers/process.ts';
 
@@ -15,13 +15,13 @@ describe('postgres: two orchestrator processes', { skip: await skipEngine('postg
   const serves = campaignServes('postgres', ADMIN);
   after(() => serves.cleanup());
 
-  test('two serve processes on one PostgreSQL: every lead ends as its persona implies, no step sent twice, both processes did the work', async () => {
+  test('two serve processes on one PostgreSQL: every lead ends as its persona implies, no step sent twice, both processes did the work', { timeout: CAMPAIGN_MAX_MS + 300_000 }, async () => {
     const { cw, env, p: a, api } = await serves.launch();
     const b = await startServe(env);
     // Replies may land on either process: the world sends them to the second, whose ingest wakes runs anywhere.
     cw.world.setMailroom({ host: '127.0.0.1', port: b.smtpPort });
     const sc = await createScenario(api, cw, { leads: 200 });
-    await waitCompleted(() => api, sc.id, 480_000);
+    await waitCompleted(() => api, sc.id, CAMPAIGN_STALL_MS, CAMPAIGN_MAX_MS);
     const v = await verifyCampaign(api, cw, sc);
     console.log(`  two processes: ${JSON.stringify(v)}`);
     // Both processes did campaign work: each agent span names the process that ran it.

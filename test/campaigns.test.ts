@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { allRuns, createScenario, startWorldAndMailroom, verifyCampaign, waitCompleted, type CampaignWorld } from './helpers/campaign.ts';
+import { allRuns, createScenario, startWorldAndMailroom, verifyCampaign, waitCompleted, type CampaignWorld, CAMPAIGN_MAX_MS, CAMPAIGN_STALL_MS } from './helpers/campaign.ts';
 import { ENGINES, skipEngine, type TestMailroom } from './helpers/mailroom.ts';
 
 /**
@@ -23,9 +23,9 @@ for (const engine of ENGINES) {
     });
     after(() => stop?.());
 
-    test('a 200-lead, 3-step campaign: every lead ends as its persona implies, and the sink log proves the rules held', async () => {
+    test('a 200-lead, 3-step campaign: every lead ends as its persona implies, and the sink log proves the rules held', { timeout: CAMPAIGN_MAX_MS + 300_000 }, async () => {
       const sc = await createScenario(m.api, cw, { leads: 200 });
-      await waitCompleted(() => m.api, sc.id, 480_000);
+      await waitCompleted(() => m.api, sc.id, CAMPAIGN_STALL_MS, CAMPAIGN_MAX_MS);
       const v = await verifyCampaign(m.api, cw, sc, { limit: LIMIT });
       assert.ok(v.deferredByLimit > 0, 'the rate limit bound at least once (else the check above proves nothing)');
       console.log(`  ${engine} campaign: ${JSON.stringify(v)}`);

@@ -4,10 +4,11 @@ import { MailroomError, type ErrorCode } from '../errors.ts';
 
 /**
  * The SSRF guard for URLs Mailroom requests on someone else's say (OWASP API7): webhook URLs, and a
- * campaign's own model endpoint (`llm.base_url`, orchestrator/llm/egress.ts). A URL is parsed once with the WHATWG parser — the
- * same one the delivery code uses, so `http://2130706433/` or `http://0x7f.1/` are judged as the
- * 127.0.0.1 they will connect to — then EVERY address its name resolves to is judged, and one of
- * them is returned as the pinned address the delivery connects to (no second lookup to rebind).
+ * campaign's own model endpoint (`llm.base_url`, orchestrator/llm/egress.ts). A URL is parsed once
+ * with the WHATWG parser — the same one the delivery code uses, so `http://2130706433/` or
+ * `http://0x7f.1/` are judged as the 127.0.0.1 they will connect to — then EVERY address its name
+ * resolves to is judged, and one of them is returned as the pinned address the delivery connects
+ * to (no second lookup to rebind).
  * Ranges are matched with node's BlockList; the only bit handling here is pulling an IPv4 address
  * out of the IPv6 forms that embed one (mapped, NAT64, compatible, 6to4), to judge that instead.
  */
@@ -196,13 +197,14 @@ const MAX_URL = 2048;
 export interface TargetKind {
   /** How the messages name the URL: "webhook URL". */
   label: string;
-  /** The variable that lets a private range through. */
+  /** The variable that lets a private range through, and what it is for. */
   allowVar: string;
+  allowFor: string;
   /** The error code of a URL that reaches a forbidden address. */
   forbiddenCode: ErrorCode;
 }
 
-export const WEBHOOK_TARGET: TargetKind = { label: 'webhook URL', allowVar: 'MAILROOM_WEBHOOK_ALLOW', forbiddenCode: 'webhook_url_forbidden' };
+export const WEBHOOK_TARGET: TargetKind = { label: 'webhook URL', allowVar: 'MAILROOM_WEBHOOK_ALLOW', allowFor: 'self-hosted receivers', forbiddenCode: 'webhook_url_forbidden' };
 
 const invalid = (message: string, cause?: unknown) => new MailroomError('invalid_request', message, { cause });
 
@@ -245,7 +247,7 @@ const isAllowed = (address: string, family: 4 | 6, host: string, allow: AllowLis
  * returned address is the only one the request may connect to.
  */
 export async function resolveTarget(rawUrl: string, opts: { lookup: Lookup; allow: AllowList; kind: TargetKind }): Promise<WebhookTarget> {
-  const { label, allowVar, forbiddenCode } = opts.kind;
+  const { label, allowVar, allowFor, forbiddenCode } = opts.kind;
   const url = parseTargetUrl(rawUrl, label);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const answers = await addressesOf(host, opts.lookup, label);
@@ -255,7 +257,7 @@ export async function resolveTarget(rawUrl: string, opts: { lookup: Lookup; allo
     const reason = isForbiddenAddress(address);
     if (reason && !isAllowed(address, family, host, opts.allow)) {
       // The origin only: paths and queries of such URLs often carry secrets, and errors get logged.
-      throw new MailroomError(forbiddenCode, `${label} ${url.origin} resolves to ${address} (${reason}); set ${allowVar} to allow self-hosted receivers`);
+      throw new MailroomError(forbiddenCode, `${label} ${url.origin} resolves to ${address} (${reason}); set ${allowVar} to allow ${allowFor}`);
     }
   }
   const [{ address, family }] = answers;

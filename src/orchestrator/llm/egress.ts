@@ -16,7 +16,7 @@ import type { LlmServerSettings } from './settings.ts';
  * undici (Node's own fetch implementation, as a package) because the global fetch has no way to
  * choose the address it connects to.
  */
-export const LLM_TARGET: TargetKind = { label: 'llm.base_url', allowVar: 'MAILROOM_LLM_ALLOW', forbiddenCode: 'llm_url_forbidden' };
+export const LLM_TARGET: TargetKind = { label: 'llm.base_url', allowVar: 'MAILROOM_LLM_ALLOW', allowFor: 'models on your own network', forbiddenCode: 'llm_url_forbidden' };
 
 type Egress = LlmServerSettings['egress'];
 

@@ -205,6 +205,41 @@ for (const engine of ENGINES) {
       assert.equal((await m.api('GET', `/v1/inboxes/${lead.id}/messages`)).body.data.length, 1);
     });
 
+    test('a follow-up held in the outbox by a rate limit is recalled when the lead replies: suppressed (cancelled), an event, never sent', async () => {
+      const lead = await inbox('recall-lead', 'agents.test');
+      // One message a day to agents.test from now on: step 1 takes it, step 2 waits in the outbox.
+      const limit = (await m.api('POST', '/v1/limits', { scope: 'recipient_domain', match: 'agents.test', max: 1, window: 'day' })).body;
+      try {
+        const c = (await m.api('POST', '/v1/campaigns', base([lead.address], {
+          steps: [{ subject: 'First', text: 'One' }, { text: 'Two', delay_business_days: 0.05 }],
+          stop: { final_wait_business_days: 2 },
+        }))).body;
+        const [first] = await waitForMessages(m, lead.id);
+        const held = await waitFor(async () => {
+          const row = await (m.store.db as any).selectFrom('campaign_sends').select('message_id').where('campaign_id', '=', c.id).where('step', '=', 1).where('message_id', 'is not', null).executeTakeFirst();
+          if (!row) return null;
+          const msg = (await m.api('GET', `/v1/messages/${row.message_id}`)).body;
+          return msg.delivery.recipients[0].status === 'deferred' || (msg.delivery.recipients[0].status === 'queued' && msg.delivery.recipients[0].attempts === 0) ? msg : null;
+        }, 30_000, 'step 2 handed to the outbox and held by the limit');
+        const reply = await m.api('POST', `/v1/messages/${first.id}/reply`, { text: 'Yes, interested. Can we talk on Thursday?' });
+        assert.equal(reply.status, 202, JSON.stringify(reply.body));
+        await waitCompleted(() => m.api, c.id, 60_000);
+        const [run] = await allRuns(m.api, c.id);
+        assert.equal(run.outcome, 'replied');
+        const after = (await m.api('GET', `/v1/messages/${held.id}`)).body.delivery.recipients[0];
+        assert.equal(after.status, 'suppressed');
+        assert.match(after.response, /^cancelled: campaign run run_\w+ ended: replied/);
+        const events = (await m.api('GET', `/v1/events?limit=500`)).body.data.filter((e: any) => e.message_id === held.id && e.type === 'message.suppressed');
+        assert.equal(events.length, 1, JSON.stringify(events));
+        assert.deepEqual({ reason: events[0].data.reason, cancelled: events[0].data.cancelled }, { reason: 'run_ended', cancelled: true });
+        assert.equal((await m.api('GET', `/v1/campaigns/${c.id}`)).body.funnel.cancelled, 1, 'the funnel counts it as cancelled, not sent');
+        const received = (await m.api('GET', `/v1/inboxes/${lead.id}/messages`)).body.data.filter((x: any) => x.direction === 'inbound');
+        assert.equal(received.length, 1, 'step 2 never reached the lead');
+      } finally {
+        await m.api('DELETE', `/v1/limits/${limit.id}`);
+      }
+    });
+
     test('D1: a follow-up waits while a reply acknowledged with 250 is not parsed yet (its ingest worker died), and that reply, once parsed, stops the run', async () => {
       const lead = await inbox('unread-lead', 'agents.test');
       const c = (await m.api('POST', '/v1/campaigns', base([lead.address], {

@@ -15,6 +15,7 @@ import type { Logger } from '../log.ts';
 import type { Messages } from '../messages/messages.ts';
 import { domainOf } from '../outbound/addresses.ts';
 import type { Outbox } from '../outbound/outbox.ts';
+import { recallMessages } from '../outbound/recall.ts';
 import { addSuppression, suppressedFor, type Reason } from '../outbound/suppressions.ts';
 import type { Database } from '../store/schema.ts';
 import { resolveAgents } from './agents/index.ts';
@@ -136,6 +137,9 @@ const MAX_HOPS = 16;
 
 const iso = (d: Date) => d.toISOString();
 const nextDate = (date: string) => new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+
+/** Run outcomes after which a step still waiting in the outbox goes anyway (#finish). */
+const KEEPS_HANDED_STEPS = new Set(['no_reply', 'failed']);
 
 /** Which outcome a suppression of the lead's address means for its run. */
 const SUPPRESSION_OUTCOME: Record<Reason, string> = { hard_bounce: 'bounced', complaint: 'complained', unsubscribe: 'unsubscribed', manual: 'suppressed' };
@@ -763,6 +767,14 @@ export class CampaignEngine {
       also: async (trx) => {
         await o.also?.(trx);
         await cancelRunDrafts(trx as unknown as Kysely<Database>, run.id, `run ended: ${outcome}`);
+        // A step handed to the outbox but still waiting there (a rate limit, a 4xx) is taken back when
+        // the run ended on something the lead did or an operator's stop: a run that ended on a reply
+        // must not send its follow-up an hour later. Not on the sequence's own end (no_reply, max
+        // steps), where the last step handed is meant to go, nor on a failure.
+        if (!KEEPS_HANDED_STEPS.has(outcome)) {
+          const handed = await trx.selectFrom('campaign_sends').select('message_id').where('run_id', '=', run.id).where('message_id', 'is not', null).execute();
+          await recallMessages(trx as unknown as Kysely<Database>, handed.map((h) => h.message_id!), 'run_ended', `campaign run ${run.id} ended: ${outcome}`);
+        }
       },
     });
     this.#d.onRunEnded?.(c.row.id);

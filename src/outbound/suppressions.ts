@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { appendEvents } from '../events/events.ts';
+import { appendCancellations } from './recall.ts';
 import { newId } from '../ids.ts';
 import { clampLimit, decodeCursor, toPage, type Page, type PageRequest } from '../store/pagination.ts';
 import type { Database, SuppressionTable } from '../store/schema.ts';
@@ -87,19 +87,7 @@ export async function addSuppression(trx: Kysely<Database>, s: NewSuppression, n
     })
     .returning(['message_id', 'address'])
     .execute();
-  if (cancelled.length) {
-    const meta = await trx.selectFrom('outbound').innerJoin('messages', 'messages.id', 'outbound.id')
-      .select(['outbound.id', 'outbound.inbox_id', 'outbound.trace_id', 'messages.thread_id'])
-      .where('outbound.id', 'in', [...new Set(cancelled.map((c) => c.message_id))]).execute();
-    const byId = new Map(meta.map((m) => [m.id, m]));
-    await appendEvents(trx, cancelled.map((c) => {
-      const m = byId.get(c.message_id);
-      return {
-        type: 'message.suppressed' as const, message_id: c.message_id, inbox_id: m?.inbox_id, thread_id: m?.thread_id, trace_id: m?.trace_id,
-        data: { recipient: c.address, reason: row.reason, cancelled: true },
-      };
-    }), now);
-  }
+  await appendCancellations(trx, cancelled, { reason: row.reason }, now);
   return view(row);
 }
 

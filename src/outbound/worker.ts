@@ -98,13 +98,18 @@ export async function processSend(deps: SendDeps, messageId: string, jobId: stri
     if (blocked.length) {
       await appendEvents(trx, blocked.map((b) => ({ type: 'message.deferred' as const, ...base, data: { recipient: b.address, reason: 'rate_limited', next_attempt_at: b.at.toISOString() } })), now);
     }
-    if (admitted.length) {
-      await trx.updateTable('outbound_recipients').set((eb) => ({ status: 'sending', attempts: eb('attempts', '+', 1), updated_at: now })).where('id', 'in', admitted.map((r) => r.id)).execute();
+    // Only recipients still waiting go: one recalled or suppressed since `pending` was read (recall.ts,
+    // addSuppression) keeps its status and is not sent.
+    const taken = admitted.length
+      ? new Set((await trx.updateTable('outbound_recipients').set((eb) => ({ status: 'sending', attempts: eb('attempts', '+', 1), updated_at: now }))
+        .where('id', 'in', admitted.map((r) => r.id)).where('status', 'in', ['queued', 'deferred', 'sending']).returning('id').execute()).map((r) => r.id))
+      : new Set<string>();
+    if (taken.size) {
       await trx.updateTable('outbound').set((eb) => ({ attempts: eb('attempts', '+', 1) })).where('id', '=', o.id).execute();
     } else {
       await scheduleNextRun(trx, boss, o.id, now);
     }
-    return { go: candidates.filter((r) => admitted.some((a) => a.id === r.id)), admittedAt };
+    return { go: candidates.filter((r) => taken.has(r.id)), admittedAt };
   });
   const { go, admittedAt } = admission;
   if (!go.length) return;

@@ -101,20 +101,31 @@ for (const engine of ENGINES) {
     });
 
     test('GET /v1/events?last=N: the newest N events in log order, continuing live from its next_cursor; not with after', async () => {
-      for (let i = 0; i < 5; i++) await m.api('POST', '/v1/inboxes', {});
-      const all: any[] = [];
-      for (let after: string | undefined; ;) {
-        const page = await m.api('GET', `/v1/events?limit=500${after ? `&after=${after}` : ''}`);
-        all.push(...page.body.data);
-        if (page.body.data.length < 500) break;
-        after = page.body.next_cursor;
-      }
+      const created: string[] = [];
+      for (let i = 0; i < 5; i++) created.push((await m.api('POST', '/v1/inboxes', {})).body.id);
+      // The log shows an event once the transactions older than it have ended, and PostgreSQL is
+      // shared with parallel test files: wait until the fifth inbox's event is listed.
+      const all = await waitFor(async () => {
+        const events: any[] = [];
+        for (let after: string | undefined; ;) {
+          const page = await m.api('GET', `/v1/events?limit=500${after ? `&after=${after}` : ''}`);
+          events.push(...page.body.data);
+          if (page.body.data.length < 500) break;
+          after = page.body.next_cursor;
+        }
+        return events.some((e) => e.type === 'inbox.created' && e.inbox_id === created[4]) ? events : null;
+      }, 20_000, 'the fifth inbox.created in the log');
       const last = await m.api('GET', '/v1/events?last=3');
       assert.deepEqual(last.body.data.map((e: any) => e.id), all.slice(-3).map((e) => e.id));
       assert.equal(last.body.next_cursor, all.at(-1).cursor);
-      await m.api('POST', '/v1/inboxes', {});
-      const next = await m.api('GET', `/v1/events?after=${last.body.next_cursor}`);
-      assert.deepEqual(next.body.data.map((e: any) => e.type), ['inbox.created']);
+      const sixth = (await m.api('POST', '/v1/inboxes', {})).body.id;
+      const next = await waitFor(async () => {
+        const r = await m.api('GET', `/v1/events?after=${last.body.next_cursor}`);
+        return r.body.data.some((e: any) => e.inbox_id === sixth) ? r : null;
+      }, 20_000, "the sixth inbox's event after the cursor");
+      // Continuing from next_cursor gives what came after the three, and nothing of what came before.
+      assert.deepEqual(next.body.data.filter((e: any) => e.type === 'inbox.created').map((e: any) => e.inbox_id), [sixth]);
+      assert.ok(next.body.data.every((e: any) => !all.some((a) => a.id === e.id)), 'no event of before the cursor again');
       assert.equal((await m.api('GET', `/v1/events?last=3&after=${last.body.next_cursor}`)).status, 400);
     });
 

@@ -138,8 +138,12 @@ const MAX_HOPS = 16;
 const iso = (d: Date) => d.toISOString();
 const nextDate = (date: string) => new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
 
-/** Run outcomes after which a step still waiting in the outbox goes anyway (#finish). */
-const KEEPS_HANDED_STEPS = new Set(['no_reply', 'failed']);
+/**
+ * Run outcomes after which a step still waiting in the outbox goes anyway (#finish): the sequence's
+ * own end (no_reply, max steps), the sequencing agent's stop (it decides about the steps to come,
+ * not the one handed) and a failure.
+ */
+const KEEPS_HANDED_STEPS = new Set(['no_reply', 'stopped', 'failed']);
 
 /** Which outcome a suppression of the lead's address means for its run. */
 const SUPPRESSION_OUTCOME: Record<Reason, string> = { hard_bounce: 'bounced', complaint: 'complained', unsubscribe: 'unsubscribed', manual: 'suppressed' };
@@ -768,9 +772,8 @@ export class CampaignEngine {
         await o.also?.(trx);
         await cancelRunDrafts(trx as unknown as Kysely<Database>, run.id, `run ended: ${outcome}`);
         // A step handed to the outbox but still waiting there (a rate limit, a 4xx) is taken back when
-        // the run ended on something the lead did or an operator's stop: a run that ended on a reply
-        // must not send its follow-up an hour later. Not on the sequence's own end (no_reply, max
-        // steps), where the last step handed is meant to go, nor on a failure.
+        // the run ended on what the lead did (a reply, a bounce, an unsubscribe, a suppression, an
+        // escalation): a run that ended on a reply must not send its follow-up an hour later.
         if (!KEEPS_HANDED_STEPS.has(outcome)) {
           const handed = await trx.selectFrom('campaign_sends').select('message_id').where('run_id', '=', run.id).where('message_id', 'is not', null).execute();
           await recallMessages(trx as unknown as Kysely<Database>, handed.map((h) => h.message_id!), 'run_ended', `campaign run ${run.id} ended: ${outcome}`);

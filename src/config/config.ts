@@ -183,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (Boolean(e.MAILROOM_TLS_CERT) !== Boolean(e.MAILROOM_TLS_KEY)) {
     throw new ConfigError('invalid configuration: MAILROOM_TLS_CERT and MAILROOM_TLS_KEY must be set together');
   }
+  const dnsServers = (e.MAILROOM_DNS_SERVERS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   return {
     dataDir: path.resolve(e.MAILROOM_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
@@ -204,7 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.MAILROOM_LOG_LEVEL,
     outbound: {
       relayUrl: e.MAILROOM_SMTP_RELAY_URL,
-      dnsServers: (e.MAILROOM_DNS_SERVERS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+      dnsServers,
       mxPort: e.MAILROOM_MX_PORT,
       idempotencyWindowHours: e.MAILROOM_IDEMPOTENCY_WINDOW_HOURS,
       lifetimeHours: e.MAILROOM_SEND_LIFETIME_HOURS,
@@ -236,7 +237,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.MAILROOM_LLM_TIMEOUT_MS,
       maxRetries: e.MAILROOM_LLM_MAX_RETRIES,
       keys: Object.fromEntries(Object.entries(env).filter((kv): kv is [string, string] => LLM_KEY_ENV.test(kv[0]) && Boolean(kv[1]))),
-      egress: { allow: e.MAILROOM_LLM_ALLOW ?? '', dnsServers: (e.MAILROOM_DNS_SERVERS ?? '').split(',').map((s) => s.trim()).filter(Boolean) },
+      egress: { allow: e.MAILROOM_LLM_ALLOW ?? '', dnsServers },
     },
   };
 }

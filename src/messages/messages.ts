@@ -274,6 +274,17 @@ export class Messages {
     return toView(row, atts.get(id) ?? []);
   }
 
+  /** `get` for several messages in two statements (the send API answers a group of sends at once); absent ids are left out. `p` null: the caller has checked access already. */
+  async getMany(p: Principal | null, ids: string[]): Promise<Map<string, MessageView>> {
+    const out = new Map<string, MessageView>();
+    if (!ids.length) return out;
+    const rows = await this.#db.selectFrom('messages').innerJoin('inboxes', 'inboxes.id', 'messages.inbox_id').selectAll('messages')
+      .where('messages.id', 'in', ids).where('inboxes.deleted_at', 'is', null).execute();
+    const atts = await this.#attachmentsOf(rows.map((r) => r.id));
+    for (const row of rows) if (p === null || canSeeInbox(p, row.inbox_id)) out.set(row.id, toView(row, atts.get(row.id) ?? []));
+    return out;
+  }
+
   /** The stored raw message: trace headers Mailroom prepended, then the bytes exactly as received. */
   async raw(p: Principal, id: string): Promise<Buffer> {
     const row = await this.#row(p, id);

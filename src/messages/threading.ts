@@ -91,14 +91,18 @@ export async function assignThreads(trx: Kysely<Database>, items: ThreadCandidat
 }
 
 /**
- * A new conversation started by a message Mailroom composes itself (a send that is not a reply).
- * Its Message-ID was just generated, so nothing can reference it yet and there is nothing to look
- * up: the thread is created without `assignThreads`'s per-inbox lock, which otherwise made every
- * send of one inbox wait for the previous send's commit (bench/outbound.ts on PostgreSQL).
+ * New conversations started by messages Mailroom composes itself (sends that are not replies).
+ * Their Message-IDs were just generated, so nothing can reference them yet and there is nothing to
+ * look up: the threads are created without `assignThreads`'s per-inbox lock, which otherwise made
+ * every send of one inbox wait for the previous send's commit (bench/outbound.ts on PostgreSQL).
+ * Two statements for any number of them. Returns the thread ids, in order.
  */
-export async function openThread(trx: Kysely<Database>, t: { inboxId: string; subject: string | null; at: Date; ownId: string }): Promise<string> {
-  const id = newId('thr');
-  await trx.insertInto('threads').values({ id, inbox_id: t.inboxId, subject: t.subject, message_count: 1, first_message_at: t.at, last_message_at: t.at, created_at: t.at }).execute();
-  await trx.insertInto('thread_refs').values({ inbox_id: t.inboxId, ref: t.ownId, thread_id: id }).execute();
-  return id;
+export async function openThreads(trx: Kysely<Database>, items: { inboxId: string; subject: string | null; at: Date; ownId: string }[]): Promise<string[]> {
+  const ids = items.map(() => newId('thr'));
+  if (!items.length) return ids;
+  await bulkInsert(trx, 'threads', items.map((t, i) => ({
+    id: ids[i], inbox_id: t.inboxId, subject: t.subject, message_count: 1, first_message_at: t.at, last_message_at: t.at, created_at: t.at,
+  })));
+  await bulkInsert(trx, 'thread_refs', items.map((t, i) => ({ inbox_id: t.inboxId, ref: t.ownId, thread_id: ids[i] })));
+  return ids;
 }

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { MailroomError, notFound } from '../errors.ts';
 import { newId } from '../ids.ts';
+import { bulkInsert } from '../store/bulk.ts';
 import type { Database, RatePolicyTable } from '../store/schema.ts';
 import { domainOf } from './addresses.ts';
 
@@ -24,6 +25,8 @@ export type LimitScope = Policy['scope'];
 
 export interface Sender { inboxId: string; domain: string; domainCreatedAt: Date | null }
 export interface Unit { id: string; address: string }
+/** A recipient send asking for admission: whose it is (the sender's windows) and which message it belongs to. */
+export interface SenderUnit extends Unit { sender: Sender; messageId: string }
 
 export interface PolicyView {
   id: string;
@@ -55,17 +58,19 @@ function capOf(p: Policy, s: Sender, now: Date): number {
   return day < warmup.length ? Math.min(warmup[day], p.max) : p.max;
 }
 
-/** The (policy, key) windows each unit draws on, keyed `policy id \n key`, with how many units draw on each. */
-function windowsOf(policies: Policy[], s: Sender, units: Unit[]) {
-  const pairs = new Map<string, { p: Policy; key: string; n: number }>();
+/** The (policy, key) windows each unit draws on, keyed `policy id \n key`, with how many units draw on each and the sender of the first. */
+function windowsOf(policies: Policy[], units: SenderUnit[]) {
+  const pairs = new Map<string, { p: Policy; key: string; n: number; sender: Sender }>();
   const pairsOf = new Map<string, string[]>();
   for (const u of units) {
     const ids: string[] = [];
     for (const p of policies) {
-      const key = keyFor(p, s, domainOf(u.address));
+      const key = keyFor(p, u.sender, domainOf(u.address));
       if (key === null) continue;
       const id = `${p.id}\n${key}`;
-      pairs.set(id, { p, key, n: (pairs.get(id)?.n ?? 0) + 1 });
+      const pair = pairs.get(id);
+      if (pair) pair.n++;
+      else pairs.set(id, { p, key, n: 1, sender: u.sender });
       ids.push(id);
     }
     pairsOf.set(u.id, ids);
@@ -137,11 +142,14 @@ export class Limits {
   /**
    * Admits what the budgets allow, in the caller's transaction, recording a usage row per policy
    * for each admitted recipient. The rest get `at`: when every window blocking them has freed a slot.
+   * Takes the units of many messages at once (the send worker admits a batch of jobs in one
+   * transaction): each lock is taken and each window counted once for the whole batch.
    */
-  async admit(trx: Kysely<Database>, s: Sender, units: Unit[], messageId: string): Promise<{ admitted: Unit[]; blocked: (Unit & { at: Date })[]; admittedAt: Date }> {
+  async admit<U extends SenderUnit>(trx: Kysely<Database>, units: U[]): Promise<{ admitted: U[]; blocked: (U & { at: Date })[]; admittedAt: Date }> {
+    if (!units.length) return { admitted: units, blocked: [], admittedAt: new Date() };
     const policies = await trx.selectFrom('rate_policies').selectAll().execute();
-    if (!policies.length || !units.length) return { admitted: units, blocked: [], admittedAt: new Date() };
-    const { pairs, pairsOf } = windowsOf(policies, s, units);
+    if (!policies.length) return { admitted: units, blocked: [], admittedAt: new Date() };
+    const { pairs, pairsOf } = windowsOf(policies, units);
     if (!pairs.size) return { admitted: units, blocked: [], admittedAt: new Date() };
     // Serialise admission per (policy, key) across processes; sorted, so two admissions never deadlock.
     const lockKeys = [...pairs.keys()].sort();
@@ -150,9 +158,9 @@ export class Limits {
     // this admission earlier than it happened and let the next one in too soon.
     const now = new Date();
     const state = new Map<string, { used: number; cap: number }>();
-    for (const [id, { p, key }] of pairs) state.set(id, { used: await usedIn(trx, p, key, now), cap: capOf(p, s, now) });
-    const admitted: Unit[] = [];
-    const blocked: (Unit & { at: Date })[] = [];
+    for (const [id, { p, key, sender }] of pairs) state.set(id, { used: await usedIn(trx, p, key, now), cap: capOf(p, sender, now) });
+    const admitted: U[] = [];
+    const blocked: (U & { at: Date })[] = [];
     for (const u of units) {
       const ids = pairsOf.get(u.id)!;
       const full = ids.filter((id) => state.get(id)!.used >= state.get(id)!.cap);
@@ -171,8 +179,9 @@ export class Limits {
       })));
       blocked.push({ ...u, at: new Date(at) });
     }
-    const rows = admitted.flatMap((u) => pairsOf.get(u.id)!.map((id) => ({ policy_id: pairs.get(id)!.p.id, key: pairs.get(id)!.key, at: now, message_id: messageId })));
-    for (let i = 0; i < rows.length; i += 1000) await trx.insertInto('rate_usage').values(rows.slice(i, i + 1000)).execute();
+    const rows = admitted.flatMap((u) => pairsOf.get(u.id)!.map((id) => ({ policy_id: pairs.get(id)!.p.id, key: pairs.get(id)!.key, at: now, message_id: u.messageId })));
+    // One JSON parameter for the batch's usage rows (store/bulk.ts).
+    await bulkInsert(trx, 'rate_usage', rows);
     // Rows that left the window are of no use to anyone: prune the keys just touched, now and then
     // (every admission would add a statement per policy to every send for rows that cost nothing
     // to keep a while: the window queries are bounded by the index on (policy, key, at)).
@@ -186,23 +195,37 @@ export class Limits {
    * After the remote server answered: the admitted sends are dated by that answer, not by their
    * admission, so a window counts real send times however long the transport took.
    */
-  async settle(trx: Kysely<Database>, messageId: string, admittedAt: Date, doneAt: Date): Promise<void> {
-    await trx.updateTable('rate_usage').set({ at: doneAt }).where('message_id', '=', messageId).where('at', '=', admittedAt).execute();
+  async settle(trx: Kysely<Database>, messageIds: string[], admittedAt: Date, doneAt: Date): Promise<void> {
+    if (!messageIds.length) return;
+    await trx.updateTable('rate_usage').set({ at: doneAt }).where('message_id', 'in', messageIds).where('at', '=', admittedAt).execute();
   }
 
   /** Without consuming anything: when would these recipients be admitted? null = now. For `scheduled_at`. */
   async predict(s: Sender, addresses: string[], now: Date): Promise<Date | null> {
+    return (await this.predictMany([{ sender: s, addresses }], now))[0];
+  }
+
+  /**
+   * `predict` for several sends at once (a group of API requests), each judged on its own against
+   * the windows as they are: one read of the policies and one count per window for the group.
+   */
+  async predictMany(sends: { sender: Sender; addresses: string[] }[], now: Date): Promise<(Date | null)[]> {
     const policies = await this.#db.selectFrom('rate_policies').selectAll().execute();
-    let at: number | null = null;
-    const { pairs } = windowsOf(policies, s, addresses.map((address, i) => ({ id: String(i), address })));
-    for (const { p, key, n } of pairs.values()) {
-      const used = await usedIn(this.#db, p, key, now);
-      const cap = capOf(p, s, now);
-      if (used + n <= cap) continue;
-      // The last of these n recipients goes when the (used + n - cap)-th oldest send leaves the window.
-      const t = cap > 0 ? await freeAt(this.#db, p, key, now, used + n - cap - 1) : now.getTime() + spanMs(p);
-      at = Math.max(at ?? 0, t);
-    }
-    return at === null ? null : new Date(at);
+    if (!policies.length) return sends.map(() => null);
+    const used = new Map<string, Promise<number>>();
+    return Promise.all(sends.map(async ({ sender, addresses }) => {
+      let at: number | null = null;
+      const { pairs } = windowsOf(policies, addresses.map((address, i) => ({ id: String(i), address, sender, messageId: '' })));
+      for (const [id, { p, key, n }] of pairs) {
+        if (!used.has(id)) used.set(id, usedIn(this.#db, p, key, now));
+        const u = await used.get(id)!;
+        const cap = capOf(p, sender, now);
+        if (u + n <= cap) continue;
+        // The last of these n recipients goes when the (used + n - cap)-th oldest send leaves the window.
+        const t = cap > 0 ? await freeAt(this.#db, p, key, now, u + n - cap - 1) : now.getTime() + spanMs(p);
+        at = Math.max(at ?? 0, t);
+      }
+      return at === null ? null : new Date(at);
+    }));
   }
 }

@@ -9,21 +9,38 @@ import type { Database } from '../store/schema.ts';
  * job. Called in the transaction that commits the state it is derived from.
  */
 export async function scheduleNextRun(trx: Kysely<Database>, boss: PgBoss, messageId: string, now: Date): Promise<Date | null> {
-  const { next } = await trx.selectFrom('outbound_recipients')
-    .select(sql<Date | null>`min(coalesce(next_attempt_at, ${now}))`.as('next'))
-    .where('message_id', '=', messageId).where('status', 'in', ['queued', 'deferred']).executeTakeFirstOrThrow();
-  if (!next) {
-    await trx.updateTable('outbound').set({ next_attempt_at: null, job_id: null }).where('id', '=', messageId).execute();
-    return null;
-  }
-  return scheduleRunAt(trx, boss, messageId, new Date(next));
+  return (await scheduleNextRuns(trx, boss, [messageId], now)).get(messageId) ?? null;
+}
+
+/**
+ * `scheduleNextRun` for a batch of messages in a constant number of statements (the send worker
+ * settles a batch of jobs per transaction): one read of when each is next due, one update for
+ * those that are done, one job insert and one update for the rest.
+ */
+export async function scheduleNextRuns(trx: Kysely<Database>, boss: PgBoss, messageIds: string[], now: Date): Promise<Map<string, Date>> {
+  const out = new Map<string, Date>();
+  if (!messageIds.length) return out;
+  const rows = await trx.selectFrom('outbound_recipients')
+    .select(['message_id', sql<Date>`min(coalesce(next_attempt_at, ${now}))`.as('next')])
+    .where('message_id', 'in', messageIds).where('status', 'in', ['queued', 'deferred'])
+    .groupBy('message_id').execute();
+  for (const r of rows) out.set(r.message_id, new Date(r.next));
+  const done = messageIds.filter((id) => !out.has(id));
+  if (done.length) await trx.updateTable('outbound').set({ next_attempt_at: null, job_id: null }).where('id', 'in', done).execute();
+  await scheduleRunsAt(trx, boss, [...out].map(([messageId, at]) => ({ messageId, at })));
+  return out;
 }
 
 /** Queues a run of the message at `at` and makes it the live one (the previous becomes stale). */
 export async function scheduleRunAt(trx: Kysely<Database>, boss: PgBoss, messageId: string, at: Date): Promise<Date> {
-  const id = randomUUID();
-  await boss.insert(QUEUES.send, [{ id, data: { message_id: messageId }, startAfter: at, heartbeatSeconds: 10 }], { db: inTransaction(trx) });
-  await trx.updateTable('outbound').set({ next_attempt_at: at, job_id: id }).where('id', '=', messageId).execute();
+  await scheduleRunsAt(trx, boss, [{ messageId, at }]);
   return at;
 }
 
+export async function scheduleRunsAt(trx: Kysely<Database>, boss: PgBoss, runs: { messageId: string; at: Date }[]): Promise<void> {
+  if (!runs.length) return;
+  const jobs = runs.map((r) => ({ id: randomUUID(), data: { message_id: r.messageId }, startAfter: r.at, heartbeatSeconds: 10 }));
+  await boss.insert(QUEUES.send, jobs, { db: inTransaction(trx) });
+  const values = jobs.map((j) => sql`(${j.data.message_id}, ${j.id}, ${j.startAfter.toISOString()}::timestamptz)`);
+  await sql`UPDATE outbound AS o SET next_attempt_at = v.at, job_id = v.job FROM (VALUES ${sql.join(values)}) AS v(id, job, at) WHERE o.id = v.id`.execute(trx);
+}

@@ -32,20 +32,34 @@ const view = (r: { id: string; address: string; scope: Scope; scope_value: strin
 
 /** The addresses among `addresses` that `inboxId` (of sending domain `domain`) may not send to, with why. */
 export async function suppressedFor(db: Kysely<Database>, inboxId: string, domain: string, addresses: string[]): Promise<Map<string, Reason>> {
-  const keys = [...new Set(addresses.map(addressKey))];
-  const out = new Map<string, Reason>();
+  return (await suppressedForSenders(db, [{ inboxId, domain, addresses }]))[0];
+}
+
+/**
+ * `suppressedFor` for several senders in one query (the send worker checks a batch of messages of
+ * any inboxes at once): one map per sender, in order.
+ */
+export async function suppressedForSenders(db: Kysely<Database>, senders: { inboxId: string; domain: string; addresses: string[] }[]): Promise<Map<string, Reason>[]> {
+  const out = senders.map(() => new Map<string, Reason>());
+  const keys = [...new Set(senders.flatMap((s) => s.addresses.map(addressKey)))];
   if (!keys.length) return out;
   const rows = await db
     .selectFrom('suppressions')
-    .select(['address', 'reason'])
+    .select(['address', 'reason', 'scope', 'scope_value'])
     .where('address', 'in', keys)
     .where((eb) => eb.or([
       eb('scope', '=', 'global'),
-      eb.and([eb('scope', '=', 'domain'), eb('scope_value', '=', domain)]),
-      eb.and([eb('scope', '=', 'inbox'), eb('scope_value', '=', inboxId)]),
+      eb.and([eb('scope', '=', 'domain'), eb('scope_value', 'in', [...new Set(senders.map((s) => s.domain))])]),
+      eb.and([eb('scope', '=', 'inbox'), eb('scope_value', 'in', [...new Set(senders.map((s) => s.inboxId))])]),
     ]))
     .execute();
-  for (const r of rows) out.set(r.address, r.reason);
+  senders.forEach((s, i) => {
+    const wanted = new Set(s.addresses.map(addressKey));
+    for (const r of rows) {
+      const applies = r.scope === 'global' || (r.scope === 'domain' && r.scope_value === s.domain) || (r.scope === 'inbox' && r.scope_value === s.inboxId);
+      if (applies && wanted.has(r.address)) out[i].set(r.address, r.reason);
+    }
+  });
   return out;
 }
 

@@ -123,7 +123,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     const unsubscribe = new Unsubscribe(store.db);
     // Known once the HTTP server listens (port 0 picks one); links are only made after that.
     let publicUrl = config.outbound.publicUrl ?? '';
-    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, unsubscribe, publicUrl: () => publicUrl, config: config.outbound });
+    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, unsubscribe, publicUrl: () => publicUrl, config: config.outbound, singleConnection: store.engine === 'pglite' });
     await startSendWorker({ store, boss, transports, limits, config, log });
     await startReportWorker({ store, log, unsubscribe, bounceRate: config.outbound.bounceRate }, boss);
     // Drafts: approved ones are sent by draft-send jobs (or by their campaign run).

@@ -1,6 +1,7 @@
 import { after, describe, test } from 'node:test';
 import { campaignServes, createScenario, verifyCampaign, waitCompleted, CAMPAIGN_MAX_MS, CAMPAIGN_STALL_MS } from './helpers/campaign.ts';
 import { ENGINES, skipEngine, waitFor } from './helpers/mailroom.ts';
+import { SEND_CONCURRENCY } from '../src/outbound/worker.ts';
 
 /**
  * kill -9 of `mailroom serve` in the middle of a 200-lead campaign, then a restart on the same
@@ -11,7 +12,6 @@ const ADMIN = 'campaign-crash-admin-token-0123456789';
 // A crash between the relay's 250 and the commit that records it can deliver one message twice
 // (the outbox's documented window, test/send-crash.test.ts): at most one copy per message in
 // flight, with the same Message-ID. The campaign never hands the same step over twice.
-const SEND_CONCURRENCY = 16;
 
 for (const engine of ENGINES) {
   describe(`${engine}: kill -9 during a campaign`, { skip: await skipEngine(engine) }, () => {

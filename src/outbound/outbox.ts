@@ -129,15 +129,22 @@ export interface OutboxDeps {
   /** Where recipients reach this server over HTTP (one-click unsubscribe links). */
   publicUrl: () => string;
   config: Config['outbound'];
+  /** The store has one connection (PGlite): statements queue, whoever sends them. */
+  singleConnection: boolean;
 }
 
 export class Outbox {
   readonly #d: OutboxDeps;
-  /** Concurrent sends are stored together (store/group-commit.ts); two groups at once, so one can read while another commits. */
-  readonly #group = new GroupCommit<PreparedSend, SendResult | typeof KEY_TAKEN>((items) => this.#writeGroup(items), { maxGroup: 64, maxInflight: 2 });
+  /**
+   * Concurrent sends are stored together (store/group-commit.ts). On PostgreSQL two groups run at
+   * once, on separate connections, so one can read while another commits; PGlite has one connection,
+   * where a second group would only queue behind the first and leave it smaller.
+   */
+  readonly #group: GroupCommit<PreparedSend, SendResult | typeof KEY_TAKEN>;
 
   constructor(deps: OutboxDeps) {
     this.#d = deps;
+    this.#group = new GroupCommit((items) => this.#writeGroup(items), { maxGroup: 64, maxInflight: deps.singleConnection ? 1 : 2 });
   }
 
   /** `POST /v1/inboxes/{id}/messages`. */

@@ -13,36 +13,53 @@ import { scheduleNextRuns, scheduleRunsAt } from './schedule.ts';
 import { addSuppression, suppressedForSenders } from './suppressions.ts';
 import { checkBounceRate } from './throttle.ts';
 import type { Attempt, Transports } from './transports.ts';
+import { GroupCommit } from '../store/group-commit.ts';
 
 /**
- * The send job: one outbound message → its transports, with every state change committed before
- * and after the network step (never during: PGlite has one connection).
+ * The send jobs: outbound messages → their transports, with every state change committed before
+ * and after the network step (never during: PGlite has one connection). The worker takes jobs in
+ * batches (processSends) so that the database work is a few statements per batch, not per message:
  *
  *   1. recipients that are due are checked against the suppression list, then against the shared
- *      rate limits (limits.ts); what the budgets admit is marked `sending`, in one commit;
- *   2. the admitted recipients are handed to the transports;
- *   3. the outcomes are committed with their events: sent, bounced (5xx; a hard bounce — the address
- *      is dead — also suppresses it), deferred (4xx, network) with its next attempt time.
- * Each run ends by scheduling the next run at the earliest time a recipient is due again, in the
- * same commit. Exactly one job is live per message (`outbound.job_id`); any other is stale and exits,
- * so two runs never work on one message at once.
+ *      rate limits (limits.ts); what the budgets admit is marked `sending`, in one commit for the batch;
+ *   2. the admitted recipients are handed to the transports, every message of the batch side by side;
+ *   3. each message's outcomes are committed with their events as soon as its transport answered,
+ *      grouped with the other outcomes waiting at that moment (store/group-commit.ts): sent,
+ *      bounced (5xx; a hard bounce — the address is dead — also suppresses it), deferred (4xx,
+ *      network) with its next attempt time.
+ * Each message's run ends by scheduling its next run at the earliest time a recipient is due
+ * again, in the same commit. Exactly one job is live per message (`outbound.job_id`); any other is
+ * stale and exits, so two runs never work on one message at once.
  *
  * The duplicate window: a crash between a remote `250` (step 2) and the commit of step 3 leaves the
  * recipient `sending`; the job is retried and the recipient is sent again — the same bytes, so the
- * same Message-ID, and at most one extra copy per message being sent at the crash (at most the
- * send concurrency, SEND_CONCURRENCY per process). Nothing is lost: a job whose worker died is retried (heartbeat
- * on PostgreSQL; embedded start-up fails it explicitly).
+ * same Message-ID. The window is one outcome commit long (step 3 does not wait for the rest of the
+ * batch), and at most the messages being sent at the crash can be in it: SEND_CONCURRENCY per
+ * process. Nothing is lost: a job whose worker died is retried (heartbeat on PostgreSQL; embedded
+ * start-up fails it explicitly).
  */
 export interface SendJob { message_id: string }
 
-export interface SendDeps { store: Store; boss: PgBoss; transports: Transports; limits: Limits; config: Config; log: Logger }
+export interface SendDeps {
+  store: Store;
+  boss: PgBoss;
+  transports: Transports;
+  limits: Limits;
+  config: Config;
+  log: Logger;
+  /** Where outcomes are committed, shared by every batch of the process (startSendWorker); one commit per message without it. */
+  outcomes?: GroupCommit<Delivery, true>;
+}
 
 const MAX_RETRY_DELAY_SECONDS = 3600;
 /** Bounce reasons that mean the address itself is dead (sisimai's hard bounces): these are suppressed. */
 export const HARD_REASONS: ReadonlySet<string> = new Set(['userunknown', 'hostunknown', 'hasmoved', 'notaccept']);
-/** Jobs run this many at a time per process (a send is mostly waiting on a remote server): SEND_CONCURRENCY / SEND_BATCH workers fetching SEND_BATCH each. */
-export const SEND_CONCURRENCY = 16;
-const SEND_BATCH = 8;
+/**
+ * Jobs run this many at a time per process (a send is mostly waiting on a remote server): SEND_CONCURRENCY / SEND_BATCH
+ * workers fetching SEND_BATCH each. Also the bound on duplicate copies per crash (above).
+ */
+export const SEND_CONCURRENCY = 32;
+const SEND_BATCH = 16;
 
 /** Exponential backoff with ±25 % jitter, so a burst deferred together does not retry together. */
 export function retryDelaySeconds(attempt: number, baseSeconds: number, random = Math.random): number {
@@ -52,7 +69,7 @@ export function retryDelaySeconds(attempt: number, baseSeconds: number, random =
 
 type Recipient = Selectable<OutboundRecipientTable>;
 /** One message's outcome of the network step: the transports' answers, or why it could not be tried. */
-type Delivery = { go: Recipient[]; base: EventBase; expiresAt: Date; attempts: Attempt[] };
+type Delivery = { go: Recipient[]; base: EventBase; domain: string; expiresAt: Date; admittedAt: Date; attempts: Attempt[] };
 type EventBase = { inbox_id: string; message_id: string; thread_id: string; trace_id: string };
 
 /** One send job's message (a batch of them is worked through together: processSends). */
@@ -150,28 +167,35 @@ export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<
   });
   if (!admission.go.size) return failed;
 
-  // 2. The network step, every message of the batch side by side (the transports pool connections).
-  const settled = await Promise.allSettled([...admission.go].map(async ([w, units]): Promise<Delivery> => {
+  // 2. The network step, every message of the batch side by side (the transports pool connections);
+  // 3. each message's outcome is committed as soon as it is known, together with whatever other
+  // outcomes are waiting (a group commit), not when the whole batch is done: a message the remote
+  // server took is recorded as sent within one commit, whatever its batch-mates are waiting for,
+  // which keeps the window for a duplicate after a crash as short as one send.
+  const outcomes = deps.outcomes ?? new GroupCommit<Delivery, true>((group) => writeOutcomes(deps, group), { maxGroup: 1, maxInflight: 1 });
+  const entries = [...admission.go];
+  const settled = await Promise.allSettled(entries.map(async ([w, units]) => {
     const raw = await store.blobs.get(w.o.raw_sha256);
     if (!raw) throw new Error(`raw message ${w.o.raw_sha256} of ${w.o.id} is missing from the blob store`);
     const go = units.map((u) => u.r);
     const attempts = await transports.deliver({ envelopeFrom: w.o.envelope_from, recipients: go.map((r) => r.address), raw });
-    return { go, base: w.base, expiresAt: new Date(w.o.expires_at), attempts };
+    await outcomes.submit({ go, base: w.base, domain: w.o.domain, expiresAt: new Date(w.o.expires_at), admittedAt: admission.admittedAt, attempts });
   }));
-  const deliveries: Delivery[] = [];
   settled.forEach((s, i) => {
-    if (s.status === 'fulfilled') deliveries.push(s.value);
-    else failed.set([...admission.go.keys()][i].o.id, s.reason instanceof Error ? s.reason : new Error(String(s.reason)));
+    if (s.status === 'rejected') failed.set(entries[i][0].o.id, s.reason instanceof Error ? s.reason : new Error(String(s.reason)));
   });
-  if (!deliveries.length) return failed;
+  return failed;
+}
 
-  // 3. Outcomes, for the whole batch in one commit.
+/** The outcomes of a group of messages' network steps, in one commit. */
+async function writeOutcomes(deps: SendDeps, deliveries: Delivery[]): Promise<true[]> {
+  const { store: { db }, boss, transports, limits, config } = deps;
   const done = new Date();
   await db.transaction().execute(async (trx) => {
     const events: NewEvent[] = [];
     const updates: OutcomeRow[] = [];
     const bouncedDomains = new Set<string>();
-    for (const { go, base, expiresAt, attempts } of deliveries) {
+    for (const { go, base, domain, expiresAt, attempts } of deliveries) {
       const byAddress = new Map(attempts.map((a) => [addressKey(a.address), a]));
       for (const r of go) {
         const a = byAddress.get(addressKey(r.address)) ?? { address: r.address, outcome: 'deferred' as const, code: null, status: null, response: 'no result from the transport', transport: transports.routeOf(r.address) };
@@ -187,7 +211,7 @@ export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<
           const type = HARD_REASONS.has(reason) ? 'hard' : 'soft';
           updates.push({ ...common, status: 'bounced', bounce_type: type, bounce_reason: reason });
           events.push({ type: 'message.bounced', ...base, data: { recipient: r.address, type, reason, code: a.code, status: a.status, response: a.response, synchronous: true } });
-          bouncedDomains.add(work.find((w) => w.o.id === base.message_id)!.o.domain);
+          bouncedDomains.add(domain);
         } else if (nextAt >= expiresAt) {
           updates.push({ ...common, status: 'failed' });
           events.push({ type: 'message.failed', ...base, data: { recipient: r.address, reason: 'lifetime_exceeded', last_response: a.response } });
@@ -199,8 +223,9 @@ export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<
     }
     await applyOutcomes(trx, updates, done);
     const ids = await appendEvents(trx, events, done);
-    const messageIds = deliveries.map((d) => d.base.message_id);
-    await limits.settle(trx, messageIds, admission.admittedAt, done);
+    for (const [admittedAt, group] of Map.groupBy(deliveries, (d) => d.admittedAt.getTime())) {
+      await limits.settle(trx, group.map((d) => d.base.message_id), new Date(admittedAt), done);
+    }
     // A hard bounce suppresses the address everywhere (and cancels what is queued to it): the
     // mailbox does not exist or refuses us, and every later send would hurt the domain's reputation.
     for (const [i, e] of events.entries()) {
@@ -208,9 +233,9 @@ export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<
       await addSuppression(trx, { address: String(e.data!.recipient), scope: 'global', reason: 'hard_bounce', detail: String(e.data!.response).slice(0, 500), sourceEventId: ids[i] }, done);
     }
     for (const domain of bouncedDomains) await checkBounceRate(trx, domain, config.outbound.bounceRate, done);
-    await scheduleNextRuns(trx, boss, messageIds, done);
+    await scheduleNextRuns(trx, boss, deliveries.map((d) => d.base.message_id), done);
   });
-  return failed;
+  return deliveries.map(() => true as const);
 }
 
 interface OutcomeRow {
@@ -236,7 +261,10 @@ async function applyOutcomes(trx: Kysely<Database>, rows: OutcomeRow[], at: Date
     WHERE r.id = v.id`.execute(trx);
 }
 
-export async function startSendWorker(deps: SendDeps): Promise<void> {
+export async function startSendWorker(sendDeps: SendDeps): Promise<void> {
+  const deps: SendDeps = { ...sendDeps };
+  // Outcomes of every batch of this process share group commits; on PGlite's one connection one at a time.
+  deps.outcomes = new GroupCommit((group) => writeOutcomes(deps, group), { maxGroup: SEND_CONCURRENCY, maxInflight: deps.store.engine === 'pglite' ? 1 : 2 });
   if (deps.store.engine === 'pglite') await retryOrphanedJobs(deps.store, deps.boss, deps.log, QUEUES.send);
   await deps.boss.work<SendJob>(
     QUEUES.send,

@@ -34,6 +34,7 @@ import { dnsLookup, parseAllowList } from './webhooks/ssrf.ts';
 import { startOrchestrator, type Orchestrator } from './orchestrator/index.ts';
 import type { AgentRegistry } from './orchestrator/roles.ts';
 import type { EngineOptions } from './orchestrator/engine.ts';
+import { TokenCache } from './auth/tokens.ts';
 
 /**
  * The composition root: opens the store, starts the job engine, the SMTP server and the HTTP API,
@@ -174,6 +175,8 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       drafts,
       waitMaxSeconds: config.events.waitMaxSeconds,
       db: store.db,
+      // Embedded: this process is the database's only writer (data-dir lock), so cached tokens are exact.
+      tokenCache: store.engine === 'pglite' ? new TokenCache() : null,
       inboxes,
       messages,
       outbox,

@@ -108,8 +108,13 @@ for (const engine of ENGINES) {
       assert.ok(seen.includes(id));
       assert.equal(new Set(seen).size, seen.length);
 
+      // Read once more first: embedded, the row is now in the inbox cache, which the delete must empty.
+      assert.equal((await m.api('GET', `/v1/inboxes/${id}`)).status, 200);
       assert.equal((await m.api('DELETE', `/v1/inboxes/${id}`)).status, 204);
       assert.equal((await m.api('GET', `/v1/inboxes/${id}`)).status, 404);
+      const send = await m.api('POST', `/v1/inboxes/${id}/messages`, { to: ['someone@example.com'], subject: 'after delete', text: 'no' });
+      assert.equal(send.status, 404, 'a deleted inbox sends nothing');
+      assert.equal(send.body.code, 'not_found');
       assert.equal((await m.api('DELETE', `/v1/inboxes/${id}`)).status, 404);
       assert.ok(!(await m.api('GET', '/v1/inboxes?limit=200')).body.data.some((x: any) => x.id === id));
 

@@ -7,6 +7,7 @@ import type { Inboxes } from '../inboxes/inboxes.ts';
 import type { Logger } from '../log.ts';
 import type { Messages } from '../messages/messages.ts';
 import type { Database } from '../store/schema.ts';
+import type { TokenCache } from '../auth/tokens.ts';
 import { requireToken, type Env } from './auth.ts';
 import { problemResponse } from './problem.ts';
 import { mcpRoutes } from '../mcp/http.ts';
@@ -39,6 +40,8 @@ import { consoleRoutes } from '../console/routes.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
+  /** Embedded mode only (the process is the sole writer): see auth/tokens.ts TokenCache. */
+  tokenCache: TokenCache | null;
   inboxes: Inboxes;
   messages: Messages;
   outbox: Outbox;
@@ -121,7 +124,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   const isBulk = (path: string) => /^\/v1\/campaigns(\/[^/]+\/leads)?$/.test(path);
   const bulkLimit = bodyLimit({ maxSize: 64 * 1024 * 1024, onError: () => { throw new MailroomError('payload_too_large', 'request body exceeds 64 MiB'); } });
   app.use('/v1/*', (c, next) => (c.req.method === 'POST' && isSend(c.req.path) ? sendLimit : c.req.method === 'POST' && isBulk(c.req.path) ? bulkLimit : smallLimit)(c, next));
-  app.use('/v1/*', requireToken(deps.db));
+  app.use('/v1/*', requireToken(deps.db, deps.tokenCache));
   inboxRoutes(app, deps.inboxes);
   messageRoutes(app, deps.messages, deps.outbox);
   sendRoutes(app, deps.outbox);
@@ -130,7 +133,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono<Env> {
   suppressionRoutes(app, deps.db);
   limitRoutes(app, deps.limits);
   statsRoutes(app, deps.db);
-  tokenRoutes(app, deps.db);
+  tokenRoutes(app, deps.db, deps.tokenCache);
   eventRoutes(app, deps.feed, deps.tail);
   webhookRoutes(app, deps.webhooks);
   campaignRoutes(app, deps.campaigns);

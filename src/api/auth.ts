@@ -2,14 +2,14 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { Kysely } from 'kysely';
 import { hasScope, type Principal, type Scope } from '../auth/scopes.ts';
 import { isWellFormedToken, TOKEN_PREFIX } from '../auth/token-format.ts';
-import { authenticate } from '../auth/tokens.ts';
+import { authenticate, type TokenCache } from '../auth/tokens.ts';
 import { MailroomError } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
 
 export type Env = { Variables: { principal: Principal } };
 
 /** Resolves the bearer token into a principal; every /v1 route needs one. */
-export function requireToken(db: Kysely<Database>): MiddlewareHandler<Env> {
+export function requireToken(db: Kysely<Database>, cache: TokenCache | null = null): MiddlewareHandler<Env> {
   return async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -17,7 +17,7 @@ export function requireToken(db: Kysely<Database>): MiddlewareHandler<Env> {
     const secret = match[1];
     // A token with our prefix but a bad checksum is a typo or a guess: refuse it without a lookup.
     if (secret.startsWith(TOKEN_PREFIX) && !isWellFormedToken(secret)) throw new MailroomError('unauthorized', 'invalid token');
-    const principal = await authenticate(db, secret);
+    const principal = await authenticate(db, secret, cache);
     if (!principal) throw new MailroomError('unauthorized', 'invalid or revoked token');
     c.set('principal', principal);
     await next();

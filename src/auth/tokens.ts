@@ -77,7 +77,35 @@ export async function tokenById(db: Kysely<Database>, id: string): Promise<Token
   return toTokenView(row);
 }
 
-export async function revokeToken(db: Kysely<Database>, id: string): Promise<TokenView> {
+/**
+ * Principals by token hash, only for a process that is the database's sole writer (embedded mode,
+ * guaranteed by the data-dir lock): there every API request would otherwise queue a token lookup on
+ * PGlite's single connection (about 0.7 ms each at send rates, bench/README.md "Outbound"). Tokens
+ * change only by revocation, which goes through `revokeToken` with this cache and drops the entry;
+ * unknown tokens are not cached (a token created later must work). On PostgreSQL another process may
+ * revoke a token at any moment, so every request asks the database.
+ */
+export class TokenCache {
+  static readonly MAX = 10_000;
+  readonly #byHash = new Map<string, { id: string; scopes: unknown; inbox_ids: string[] | null; last_used_at: Date | null }>();
+
+  get(hash: string) {
+    return this.#byHash.get(hash);
+  }
+
+  set(hash: string, row: { id: string; scopes: unknown; inbox_ids: string[] | null; last_used_at: Date | null }): void {
+    // Bounded: the oldest entry goes first (Map keeps insertion order).
+    if (this.#byHash.size >= TokenCache.MAX) this.#byHash.delete(this.#byHash.keys().next().value!);
+    this.#byHash.set(hash, row);
+  }
+
+  forget(tokenId: string): void {
+    for (const [hash, row] of this.#byHash) if (row.id === tokenId) this.#byHash.delete(hash);
+  }
+}
+
+export async function revokeToken(db: Kysely<Database>, id: string, cache: TokenCache | null = null): Promise<TokenView> {
+  cache?.forget(id);
   const row = await db
     .updateTable('tokens')
     .set({ revoked_at: new Date() })
@@ -89,18 +117,21 @@ export async function revokeToken(db: Kysely<Database>, id: string): Promise<Tok
 }
 
 /** Resolves a bearer secret to a principal, or null for an unknown or revoked token. */
-export async function authenticate(db: Kysely<Database>, secret: string): Promise<Principal | null> {
-  const row = await db
+export async function authenticate(db: Kysely<Database>, secret: string, cache: TokenCache | null = null): Promise<Principal | null> {
+  const hash = hashToken(secret);
+  const row = cache?.get(hash) ?? await db
     .selectFrom('tokens')
     .select(['id', 'scopes', 'inbox_ids', 'last_used_at'])
-    .where('hash', '=', hashToken(secret))
+    .where('hash', '=', hash)
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
   if (!row) return null;
   // last_used_at is advisory; updating it at most once a minute keeps reads from turning into writes.
   if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
-    await db.updateTable('tokens').set({ last_used_at: new Date() }).where('id', '=', row.id).execute();
+    row.last_used_at = new Date();
+    await db.updateTable('tokens').set({ last_used_at: row.last_used_at }).where('id', '=', row.id).execute();
   }
+  cache?.set(hash, row);
   return {
     tokenId: row.id,
     scopes: new Set(row.scopes as Scope[]),

@@ -67,11 +67,27 @@ export class Inboxes {
    * so the lookup always asks the database.
    */
   readonly #addressCache: Map<string, string | null> | null;
+  /**
+   * Live inbox rows by id, under the same condition and for the same reason: every send reads its
+   * inbox, and on PGlite each read queues on the one connection (about 1 ms at send rates,
+   * bench/README.md "Outbound"). `update` and `delete` keep it exact.
+   */
+  readonly #rowCache: Map<string, InboxRow> | null;
+  /** Inboxes being or been deleted: never cached again, so a read racing the delete cannot bring the row back (ids are never reused). */
+  readonly #gone = new Set<string>();
+  static readonly MAX_CACHED_ROWS = 10_000;
 
   constructor(db: Kysely<Database>, domains: string[], opts: { soleWriter?: boolean } = {}) {
     this.#db = db;
     this.#domains = domains;
     this.#addressCache = opts.soleWriter ? new Map() : null;
+    this.#rowCache = opts.soleWriter ? new Map() : null;
+  }
+
+  #remember(row: InboxRow): void {
+    if (!this.#rowCache || this.#gone.has(row.id)) return;
+    if (this.#rowCache.size >= Inboxes.MAX_CACHED_ROWS) this.#rowCache.delete(this.#rowCache.keys().next().value!);
+    this.#rowCache.set(row.id, row);
   }
 
   get domains(): readonly string[] {
@@ -179,8 +195,11 @@ export class Inboxes {
 
   async #visibleRow(p: Principal, id: string): Promise<InboxRow> {
     if (!canSeeInbox(p, id)) throw notFound('inbox');
+    const cached = this.#rowCache?.get(id);
+    if (cached) return cached;
     const row = await this.#db.selectFrom('inboxes').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
     if (!row) throw notFound('inbox');
+    this.#remember(row);
     return row;
   }
 
@@ -200,6 +219,7 @@ export class Inboxes {
       .returningAll()
       .executeTakeFirst();
     if (!row) throw notFound('inbox');
+    this.#remember(row);
     return toInboxView(row);
   }
 
@@ -210,6 +230,10 @@ export class Inboxes {
   async delete(p: Principal, id: string): Promise<void> {
     const row = await this.#visibleRow(p, id);
     this.#addressCache?.set(row.address, null);
+    if (this.#rowCache) {
+      this.#gone.add(id);
+      this.#rowCache.delete(id);
+    }
     await this.#db.transaction().execute(async (trx) => {
       await trx.updateTable('inboxes').set({ deleted_at: new Date(), client_id: null }).where('id', '=', id).execute();
       await appendEvents(trx, [{ type: 'inbox.deleted', inbox_id: id, data: { address: row.address } }]);

@@ -1,12 +1,12 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
-import { createToken, listTokens, revokeToken, tokenById } from '../../auth/tokens.ts';
+import { createToken, listTokens, revokeToken, tokenById, type TokenCache } from '../../auth/tokens.ts';
 import { createSigninLink } from '../../auth/signin-links.ts';
 import type { Database } from '../../store/schema.ts';
 import { principalWith, type Env } from '../auth.ts';
 import { CreatedToken, CreateToken, errorResponses, json, Token } from '../schemas.ts';
 
-export function tokenRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>): void {
+export function tokenRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>, cache: TokenCache | null): void {
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/tokens', operationId: 'createToken', tags: ['tokens'], summary: 'Create a scoped token (admin)',
@@ -60,7 +60,7 @@ export function tokenRoutes(app: OpenAPIHono<Env>, db: Kysely<Database>): void {
     }),
     async (c) => {
       principalWith(c, 'admin');
-      return c.json(await revokeToken(db, c.req.valid('param').token_id), 200);
+      return c.json(await revokeToken(db, c.req.valid('param').token_id, cache), 200);
     },
   );
 }

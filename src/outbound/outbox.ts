@@ -236,10 +236,12 @@ export class Outbox {
     // 1. A key already naming a live send is a replay (checked before suppression: a replay answers
     // with the original even if its recipient has been suppressed since).
     const keyed = items.filter((it) => it.key);
+    const live = new Set<string>();
+    const expired = new Set<string>();
     if (keyed.length) {
       const rows = await db.selectFrom('outbound').select(['inbox_id', 'idempotency_key', 'key_expires_at'])
         .where('inbox_id', 'in', [...new Set(keyed.map((it) => it.inboxId))]).where('idempotency_key', 'in', [...new Set(keyed.map((it) => it.key!))]).execute();
-      const live = new Set(rows.filter((r) => new Date(r.key_expires_at) > now).map((r) => `${r.inbox_id}\n${r.idempotency_key}`));
+      for (const r of rows) (new Date(r.key_expires_at) > now ? live : expired).add(`${r.inbox_id}\n${r.idempotency_key}`);
       items.forEach((it, i) => { if (it.key && live.has(`${it.inboxId}\n${it.key}`)) out[i] = KEY_TAKEN; });
     }
     // 2. Suppressed recipients: a send to nobody else is refused.
@@ -264,9 +266,11 @@ export class Outbox {
 
     // 4. One transaction for the group.
     const stored = await db.transaction().execute(async (trx) => {
-      const keys = todo.filter((i) => items[i].key);
+      const keys = todo.filter((i) => expired.has(`${items[i].inboxId}\n${items[i].key}`));
       if (keys.length) {
-        // A key past its window is released, so it can name a new send.
+        // A key past its window is released, so it can name a new send. (One that expires between
+        // the read above and here is not: the insert below then finds it taken and the caller
+        // replays, which sees it expired and answers 409 conflict, asking for a retry.)
         await trx.updateTable('outbound').set({ idempotency_key: null })
           .where((eb) => eb(eb.refTuple('inbox_id', 'idempotency_key'), 'in', keys.map((i) => eb.tuple(items[i].inboxId, items[i].key!))))
           .where('key_expires_at', '<=', now).execute();

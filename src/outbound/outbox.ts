@@ -12,7 +12,7 @@ import { inTransaction, QUEUES } from '../jobs/boss.ts';
 import { assignThreads, openThreads } from '../messages/threading.ts';
 import type { Messages } from '../messages/messages.ts';
 import { parseMessage, type ParsedMessage } from '../mime/parse.ts';
-import type { BlobStore } from '../store/blobs.ts';
+import { sha256Hex, type BlobStore } from '../store/blobs.ts';
 import { bulkInsert } from '../store/bulk.ts';
 import { GroupCommit } from '../store/group-commit.ts';
 import type { Database, RecipientStatus } from '../store/schema.ts';
@@ -207,10 +207,12 @@ export class Outbox {
     // everything that touches the tables is done for a group of concurrent sends at once (#writeGroup).
     const sending = await this.#d.domains.sendingDomain(inbox.domain);
     const raw = sending ? Buffer.concat([await dkimSignature(composed.raw, inbox.domain, sending), composed.raw]) : composed.raw;
-    const rawSha = await blobs.put(raw);
     const parsed = await parseMessage(raw);
+    // A table store takes the blobs in the group's transaction, one statement for the group (#writeGroup).
+    const put = (data: Buffer) => (blobs.putMany ? sha256Hex(data) : blobs.put(data));
+    const rawSha = await put(raw);
     const attachmentShas: string[] = [];
-    for (const a of parsed.attachments) attachmentShas.push(await blobs.put(a.content));
+    for (const a of parsed.attachments) attachmentShas.push(await put(a.content));
 
     const result = await this.#group.submit({
       p, id, inboxId, domain: inbox.domain, domainCreatedAt: sending?.createdAt ?? null, key, requestHash, now, traceId, from,
@@ -275,6 +277,7 @@ export class Outbox {
           .where((eb) => eb(eb.refTuple('inbox_id', 'idempotency_key'), 'in', keys.map((i) => eb.tuple(items[i].inboxId, items[i].key!))))
           .where('key_expires_at', '<=', now).execute();
       }
+      await this.#d.blobs.putMany?.(todo.flatMap((i) => [items[i].raw, ...items[i].parsed.attachments.map((a) => a.content)]), trx);
       // Two sends with one key in this group, or one committed by another process meanwhile: the
       // unique index keeps the first, the others replay it.
       const inserted = new Set((await trx.insertInto('outbound').values(todo.map((i) => {

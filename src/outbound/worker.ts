@@ -174,8 +174,10 @@ export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<
   // which keeps the window for a duplicate after a crash as short as one send.
   const outcomes = deps.outcomes ?? new GroupCommit<Delivery, true>((group) => writeOutcomes(deps, group), { maxGroup: 1, maxInflight: 1 });
   const entries = [...admission.go];
+  // A table store reads the batch's raw messages in one statement; files are read one by one.
+  const raws = await store.blobs.getMany?.(entries.map(([w]) => w.o.raw_sha256));
   const settled = await Promise.allSettled(entries.map(async ([w, units]) => {
-    const raw = await store.blobs.get(w.o.raw_sha256);
+    const raw = raws?.get(w.o.raw_sha256) ?? await store.blobs.get(w.o.raw_sha256);
     if (!raw) throw new Error(`raw message ${w.o.raw_sha256} of ${w.o.id} is missing from the blob store`);
     const go = units.map((u) => u.r);
     const attempts = await transports.deliver({ envelopeFrom: w.o.envelope_from, recipients: go.map((r) => r.address), raw });

@@ -4,6 +4,7 @@ import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import type { Kysely } from 'kysely';
+import { bulkInsert } from './bulk.ts';
 import type { Database } from './schema.ts';
 
 /**
@@ -21,6 +22,8 @@ export interface BlobStore {
   readonly root?: string;
   /** Several blobs in one read, where the store can do that (a table); missing ones are left out. */
   getMany?(sha256s: string[]): Promise<Map<string, Buffer>>;
+  /** Several blobs in one statement, in the caller's transaction, where the store is a table. */
+  putMany?(data: Buffer[], db: Kysely<Database>): Promise<void>;
 }
 
 export const sha256Hex = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -193,6 +196,12 @@ export class TableBlobStore implements BlobStore {
     if (!SHA_RE.test(sha)) return null;
     const row = await this.#db.selectFrom('blobs').select('data').where('sha256', '=', sha).executeTakeFirst();
     return row ? Buffer.from(row.data) : null;
+  }
+
+  /** One insert for all of them (the send API's group transaction): bytea as hex in one JSON parameter (bulk.ts). */
+  async putMany(data: Buffer[], db: Kysely<Database>): Promise<void> {
+    const unique = new Map(data.map((d) => [sha256Hex(d), d]));
+    await bulkInsert(db, 'blobs', [...unique].map(([sha256, d]) => ({ sha256, size: d.length, data: `\\x${d.toString('hex')}` })), { onConflictDoNothing: ['sha256'] });
   }
 
   async getMany(shas: string[]): Promise<Map<string, Buffer>> {

@@ -78,9 +78,8 @@ const KEY_TAKEN = Symbol('key taken');
 interface ReplyTo { parentId: string; all: boolean; threading: Threading; threadId: string }
 type SendResult = { message: Awaited<ReturnType<Outbox['view']>>; replayed: boolean };
 
-/** A send composed, signed and in the blob store, waiting for its group's commit (Outbox #writeGroup). */
+/** A send composed and signed (its blobs written, or, for a table store, written with the group), waiting for its group's commit (Outbox #writeGroup). */
 interface PreparedSend {
-  p: Principal;
   id: string;
   inboxId: string;
   domain: string;
@@ -215,7 +214,7 @@ export class Outbox {
     for (const a of parsed.attachments) attachmentShas.push(await put(a.content));
 
     const result = await this.#group.submit({
-      p, id, inboxId, domain: inbox.domain, domainCreatedAt: sending?.createdAt ?? null, key, requestHash, now, traceId, from,
+      id, inboxId, domain: inbox.domain, domainCreatedAt: sending?.createdAt ?? null, key, requestHash, now, traceId, from,
       composed, raw, rawSha, parsed, attachmentShas, reply, labels: req.labels ?? [], metadata: req.metadata ?? {},
     });
     if (result !== KEY_TAKEN) return result;

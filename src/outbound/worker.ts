@@ -68,7 +68,7 @@ export function retryDelaySeconds(attempt: number, baseSeconds: number, random =
 }
 
 type Recipient = Selectable<OutboundRecipientTable>;
-/** One message's outcome of the network step: the transports' answers, or why it could not be tried. */
+/** One message's network step, answered: what was tried, for whom, and the transports' answers. */
 type Delivery = { go: Recipient[]; base: EventBase; domain: string; expiresAt: Date; admittedAt: Date; attempts: Attempt[] };
 type EventBase = { inbox_id: string; message_id: string; thread_id: string; trace_id: string };
 
@@ -84,7 +84,8 @@ export async function processSend(deps: SendDeps, messageId: string, jobId: stri
 /**
  * Works a batch of send jobs with a constant number of statements per step, whatever the batch
  * size: one read of the messages, one of their recipients, one suppression lookup, one admission
- * transaction, the network step for every message side by side, one outcome transaction. At
+ * transaction, the network step for every message side by side, and outcome commits shared with
+ * whatever other outcomes are waiting (deps.outcomes). At
  * hundreds of sends a second the database round trips per message, not the rows, were the cost
  * (bench/README.md "Outbound"). Returns the messages whose network step threw (their recipients
  * stay `sending`; the job is failed and retried, and a `sending` recipient is due at once).

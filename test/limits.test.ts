@@ -77,6 +77,42 @@ for (const engine of ENGINES) {
       assert.equal((await m.api('DELETE', `/v1/limits/${policy.body.id}`)).status, 204);
     });
 
+    test('a send still in flight counts in the window until it is answered: a delivery slower than the window does not let the next sends in beside it', async () => {
+      // 2 per 2 s. The first two deliveries take 3.5 s to be answered (longer than the window); the
+      // next two would be answered at once. Dated at admission, the first two left the window before
+      // they arrived and the next two arrived beside them (4 in 1.3 s).
+      dns.set('slow.example', [{ type: 'MX', exchange: 'mx.slow.example', priority: 10 }]);
+      dns.set('mx.slow.example', [{ type: 'A', address: '127.0.0.1' }]);
+      const policy = (await m.api('POST', '/v1/limits', { scope: 'recipient_domain', match: 'slow.example', max: 2, window_seconds: 2 })).body;
+      const inbox = (await m.api('POST', '/v1/inboxes', { username: 'inflight' })).body;
+      const send = async (i: number) => {
+        const r = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: `s${i}@slow.example`, subject: `in flight ${i}`, text: 'x' });
+        assert.equal(r.status, 202, JSON.stringify(r.body));
+      };
+      const before = mx.messages.length;
+      mx.delayMs = 3500;
+      try {
+        await Promise.all([send(1), send(2)]);
+        // Once both are being delivered (their recipients `sending`), later deliveries are answered at once.
+        await waitFor(async () => {
+          const rows = await m.store.db.selectFrom('outbound_recipients').select('status').where('domain', '=', 'slow.example').execute();
+          return rows.length === 2 && rows.every((r) => r.status === 'sending');
+        }, 20_000, 'the first two in flight');
+        await new Promise((r) => setTimeout(r, 300)); // their DATA has reached the sink, with the slow answer
+        mx.delayMs = 0;
+        await Promise.all([send(3), send(4)]);
+        const got = (await mx.waitFor(before + 4, 60_000)).slice(before).filter((g) => g.to[0].endsWith('@slow.example'));
+        const times = got.map((g) => g.at);
+        assert.equal(times.length, 4, 'all four arrived');
+        const peak = maxInAnyWindow(times, 2000);
+        console.log(`  ${engine} in flight: ${JSON.stringify({ peak, arrivals: times.map((t) => t - Math.min(...times)) })}`);
+        assert.ok(peak <= 2, `${peak} arrived within one 2 s window`);
+      } finally {
+        mx.delayMs = 0;
+        await m.api('DELETE', `/v1/limits/${policy.id}`);
+      }
+    });
+
     test('a send that will wait says so: scheduled_at in its response; GET /v1/limits shows usage and what remains', async () => {
       const inbox = (await m.api('POST', '/v1/inboxes', { username: 'capped' })).body;
       const policy = (await m.api('POST', '/v1/limits', { scope: 'inbox', match: inbox.id, max: 2, window: 'day' })).body;

@@ -19,6 +19,13 @@ import { domainOf } from './addresses.ts';
  *
  * A window is widened by a small guard (10 %, at most 1 s) when admitting: the limit holds for
  * arrivals at the remote server too, despite the jitter of delivering what was admitted.
+ *
+ * A send still in flight counts as happening now, however long ago it was admitted: its usage row
+ * is dated IN_FLIGHT_MS ahead until the remote answer re-dates it (`settle`). Dated at admission,
+ * a delivery slower than the window (a loaded machine, a slow MX) left the window before it
+ * arrived, and the next sends were let in beside it (seen as 11 in a 10-per-window test under
+ * load). A send whose worker died is re-dated to its retry (`restart`), so a crash does not hold
+ * the budget for IN_FLIGHT_MS.
  */
 type Policy = Selectable<RatePolicyTable>;
 export type LimitScope = Policy['scope'];
@@ -40,6 +47,8 @@ export interface PolicyView {
 }
 
 const WINDOWS: Record<string, number> = { minute: 60, hour: 3600, day: 86400 };
+/** How long an unanswered send counts as in flight: the send job's own expiry (jobs/boss.ts, 900 s) bounds a network step. */
+const IN_FLIGHT_MS = 900_000;
 /** The share of admissions that also delete the usage rows that left their window. */
 const PRUNE_EVERY = 1 / 20;
 const guardMs = (p: Policy) => Math.min(p.window_seconds * 100, 1000);
@@ -89,7 +98,8 @@ const usedIn = async (db: Kysely<Database>, p: Policy, key: string, now: Date) =
 /** When the window has room for one more once `skip` of its oldest sends have left it. */
 async function freeAt(db: Kysely<Database>, p: Policy, key: string, now: Date, skip: number): Promise<number> {
   const row = await inWindow(db, p, key, now).select('at').orderBy('at').offset(Math.max(0, skip)).limit(1).executeTakeFirst();
-  return (row ? new Date(row.at).getTime() : now.getTime()) + spanMs(p);
+  // A send in flight (dated ahead) frees its slot a span after its answer, which is now at the earliest.
+  return (row ? Math.min(new Date(row.at).getTime(), now.getTime()) : now.getTime()) + spanMs(p);
 }
 
 export class Limits {
@@ -132,7 +142,8 @@ export class Limits {
         created_at: new Date(p.created_at).toISOString(),
         usage: usage.map((u) => ({
           key: u.key, used: Number(u.used), limit: p.max, remaining: Math.max(0, p.max - Number(u.used)),
-          resets_at: u.oldest ? new Date(new Date(u.oldest as Date).getTime() + p.window_seconds * 1000).toISOString() : null,
+          // A send still in flight (dated ahead) counts from now.
+          resets_at: u.oldest ? new Date(Math.min(new Date(u.oldest as Date).getTime(), now) + p.window_seconds * 1000).toISOString() : null,
         })),
       });
     }
@@ -179,7 +190,9 @@ export class Limits {
       })));
       blocked.push({ ...u, at: new Date(at) });
     }
-    const rows = admitted.flatMap((u) => pairsOf.get(u.id)!.map((id) => ({ policy_id: pairs.get(id)!.p.id, key: pairs.get(id)!.key, at: now, message_id: u.messageId })));
+    // In flight until settled: dated ahead so that no window lets it go before its answer (above).
+    const inFlight = new Date(now.getTime() + IN_FLIGHT_MS);
+    const rows = admitted.flatMap((u) => pairsOf.get(u.id)!.map((id) => ({ policy_id: pairs.get(id)!.p.id, key: pairs.get(id)!.key, at: inFlight, message_id: u.messageId })));
     // One JSON parameter for the batch's usage rows (store/bulk.ts).
     await bulkInsert(trx, 'rate_usage', rows);
     // Rows that left the window are of no use to anyone: prune the keys just touched, now and then
@@ -188,7 +201,7 @@ export class Limits {
     if (Math.random() < PRUNE_EVERY) for (const { p, key } of pairs.values()) {
       await trx.deleteFrom('rate_usage').where('policy_id', '=', p.id).where('key', '=', key).where('at', '<=', new Date(now.getTime() - spanMs(p))).execute();
     }
-    return { admitted, blocked, admittedAt: now };
+    return { admitted, blocked, admittedAt: inFlight };
   }
 
   /**
@@ -198,6 +211,16 @@ export class Limits {
   async settle(trx: Kysely<Database>, messageIds: string[], admittedAt: Date, doneAt: Date): Promise<void> {
     if (!messageIds.length) return;
     await trx.updateTable('rate_usage').set({ at: doneAt }).where('message_id', 'in', messageIds).where('at', '=', admittedAt).execute();
+  }
+
+  /**
+   * Before the sends of these messages that a dead worker left in flight are tried again: their
+   * earlier attempt is dated now (it may have reached the remote server at any moment up to now),
+   * instead of holding the budget as in flight until IN_FLIGHT_MS passes.
+   */
+  async restart(trx: Kysely<Database>, messageIds: string[], now: Date): Promise<void> {
+    if (!messageIds.length) return;
+    await trx.updateTable('rate_usage').set({ at: now }).where('message_id', 'in', messageIds).where('at', '>', now).execute();
   }
 
   /** Without consuming anything: when would these recipients be admitted? null = now. For `scheduled_at`. */

@@ -145,6 +145,8 @@ export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<
       }
     });
     if (off.length) await trx.updateTable('outbound_recipients').set({ status: 'suppressed', updated_at: now }).where('id', 'in', off.map(({ r }) => r.id)).execute();
+    // A recipient still `sending` was left by a worker that died or threw: its attempt ended now.
+    await limits.restart(trx, [...new Set(dueOf.flatMap((due, i) => (due.some((r) => r.status === 'sending') ? [active[i].o.id] : [])))], now);
     const { admitted, blocked, admittedAt } = await limits.admit(trx, units);
     for (const b of blocked) {
       await trx.updateTable('outbound_recipients').set({ next_attempt_at: b.at, updated_at: now }).where('id', '=', b.id).execute();

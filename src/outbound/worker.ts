@@ -162,6 +162,8 @@ export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<
         .where('id', 'in', admitted.map((u) => u.id)).where('status', 'in', ['queued', 'deferred', 'sending']).returning('id').execute()).map((r) => r.id))
       : new Set<string>();
     const go = Map.groupBy(admitted.filter((u) => taken.has(u.id)), (u) => u.w);
+    // A message admitted but recalled or suppressed meanwhile sends nothing: its slots count from now, not as in flight.
+    await limits.settle(trx, [...new Set(admitted.filter((u) => !go.has(u.w)).map((u) => u.w.o.id))], admittedAt, now);
     const sending = [...go.keys()].map((w) => w.o.id);
     if (sending.length) await trx.updateTable('outbound').set((eb) => ({ attempts: eb('attempts', '+', 1) })).where('id', 'in', sending).execute();
     // A message with nothing to send now waits for its next due recipient.

@@ -2,17 +2,24 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GroupCommit } from '../src/store/group-commit.ts';
 
+/** A write that holds its first call until `release()`: the callers after it queue behind it. */
+function slowFirstWrite<O>(write: (items: number[]) => O[]) {
+  const writes: number[][] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const run = async (items: number[]) => {
+    writes.push(items);
+    if (writes.length === 1) await gate;
+    return write(items);
+  };
+  return { writes, release, run };
+}
+
 /** store/group-commit.ts: what the send API and the send worker rely on, without a database. */
 describe('group commit', () => {
   test('callers arriving while a group is written share the next write; each gets its own result', async () => {
-    const writes: number[][] = [];
-    let release!: () => void;
-    const gate = new Promise<void>((r) => { release = r; });
-    const g = new GroupCommit<number, number>(async (items) => {
-      writes.push(items);
-      if (writes.length === 1) await gate; // the first write is slow: the others queue behind it
-      return items.map((i) => i * 10);
-    }, { maxGroup: 100, maxInflight: 1 });
+    const { writes, release, run } = slowFirstWrite((items) => items.map((i) => i * 10));
+    const g = new GroupCommit<number, number>(run, { maxGroup: 100, maxInflight: 1 });
     const first = g.submit(1);
     const rest = [2, 3, 4, 5].map((i) => g.submit(i));
     release();
@@ -46,15 +53,11 @@ describe('group commit', () => {
   });
 
   test('a group whose write throws is written again one item at a time: only the bad item fails', async () => {
-    const writes: number[][] = [];
-    let release!: () => void;
-    const gate = new Promise<void>((r) => { release = r; });
-    const g = new GroupCommit<number, number>(async (items) => {
-      writes.push(items);
-      if (writes.length === 1) await gate;
+    const { writes, release, run } = slowFirstWrite((items) => {
       if (items.includes(13)) throw new Error('the database refused 13');
       return items;
-    }, { maxGroup: 10, maxInflight: 1 });
+    });
+    const g = new GroupCommit<number, number>(run, { maxGroup: 10, maxInflight: 1 });
     const first = g.submit(0);
     const rest = [11, 12, 13, 14].map((i) => g.submit(i));
     release();

@@ -85,15 +85,17 @@ export async function tokenById(db: Kysely<Database>, id: string): Promise<Token
  * unknown tokens are not cached (a token created later must work). On PostgreSQL another process may
  * revoke a token at any moment, so every request asks the database.
  */
+type CachedToken = { id: string; scopes: unknown; inbox_ids: string[] | null; last_used_at: Date | null };
+
 export class TokenCache {
   static readonly MAX = 10_000;
-  readonly #byHash = new Map<string, { id: string; scopes: unknown; inbox_ids: string[] | null; last_used_at: Date | null }>();
+  readonly #byHash = new Map<string, CachedToken>();
 
   get(hash: string) {
     return this.#byHash.get(hash);
   }
 
-  set(hash: string, row: { id: string; scopes: unknown; inbox_ids: string[] | null; last_used_at: Date | null }): void {
+  set(hash: string, row: CachedToken): void {
     // Bounded: the oldest entry goes first (Map keeps insertion order).
     if (this.#byHash.size >= TokenCache.MAX) this.#byHash.delete(this.#byHash.keys().next().value!);
     this.#byHash.set(hash, row);

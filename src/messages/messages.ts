@@ -269,9 +269,9 @@ export class Messages {
   }
 
   async get(p: Principal, id: string): Promise<MessageView> {
-    const row = await this.#row(p, id);
-    const atts = await this.#attachmentsOf([id]);
-    return toView(row, atts.get(id) ?? []);
+    const view = (await this.getMany(p, [id])).get(id);
+    if (!view) throw notFound('message');
+    return view;
   }
 
   /** `get` for several messages in two statements (the send API answers a group of sends at once); absent ids are left out. `p` null: the caller has checked access already. */

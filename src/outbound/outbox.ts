@@ -75,7 +75,7 @@ function outboundA2a(parts: Parameters<typeof findA2a>[0]): string | null {
 /** A group's answer for a send whose key another send already holds: its caller replays that one. */
 const KEY_TAKEN = Symbol('key taken');
 
-interface ReplyTo { parentId: string; all: boolean; threading: Threading; threadId: string }
+interface ReplyTo { parentId: string; all: boolean; threading: Threading }
 type SendResult = { message: Awaited<ReturnType<Outbox['view']>>; replayed: boolean };
 
 /** A send composed and signed (its blobs written, or, for a table store, written with the group), waiting for its group's commit (Outbox #writeGroup). */
@@ -171,7 +171,7 @@ export class Outbox {
       // RFC 5322 §3.6.4; capped like inbound (first + last 99) so a long thread cannot grow without bound.
       references: refs.length > 100 ? [refs[0], ...refs.slice(-99)] : refs,
     };
-    return this.#submit(p, parent.inbox_id, { ...req, to, cc, subject }, headerKey, { parentId, all, threading, threadId: parent.thread_id });
+    return this.#submit(p, parent.inbox_id, { ...req, to, cc, subject }, headerKey, { parentId, all, threading });
   }
 
   async #submit(p: Principal, inboxId: string, req: SendRequest, headerKey: string | undefined, reply: ReplyTo | null) {

@@ -5,17 +5,11 @@ import { inTransaction, QUEUES } from '../jobs/boss.ts';
 import type { Database } from '../store/schema.ts';
 
 /**
- * Queues the message's next run (or none, when every recipient is final) and makes it the live
- * job. Called in the transaction that commits the state it is derived from.
- */
-export async function scheduleNextRun(trx: Kysely<Database>, boss: PgBoss, messageId: string, now: Date): Promise<Date | null> {
-  return (await scheduleNextRuns(trx, boss, [messageId], now)).get(messageId) ?? null;
-}
-
-/**
- * `scheduleNextRun` for a batch of messages in a constant number of statements (the send worker
- * settles a batch of jobs per transaction): one read of when each is next due, one update for
- * those that are done, one job insert and one update for the rest.
+ * Queues each message's next run (or none, when every recipient is final) and makes it the live
+ * job, in the transaction that commits the state it is derived from. A constant number of
+ * statements for any number of messages (the send worker settles a batch of jobs per transaction):
+ * one read of when each is next due, one update for those that are done, one job insert and one
+ * update for the rest.
  */
 export async function scheduleNextRuns(trx: Kysely<Database>, boss: PgBoss, messageIds: string[], now: Date): Promise<Map<string, Date>> {
   const out = new Map<string, Date>();
@@ -31,12 +25,7 @@ export async function scheduleNextRuns(trx: Kysely<Database>, boss: PgBoss, mess
   return out;
 }
 
-/** Queues a run of the message at `at` and makes it the live one (the previous becomes stale). */
-export async function scheduleRunAt(trx: Kysely<Database>, boss: PgBoss, messageId: string, at: Date): Promise<Date> {
-  await scheduleRunsAt(trx, boss, [{ messageId, at }]);
-  return at;
-}
-
+/** Queues a run of each message at its `at` and makes it the live one (the previous becomes stale). */
 export async function scheduleRunsAt(trx: Kysely<Database>, boss: PgBoss, runs: { messageId: string; at: Date }[]): Promise<void> {
   if (!runs.length) return;
   const jobs = runs.map((r) => ({ id: randomUUID(), data: { message_id: r.messageId }, startAfter: r.at, heartbeatSeconds: 10 }));

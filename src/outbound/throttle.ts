@@ -3,7 +3,7 @@ import type { Config } from '../config/config.ts';
 import { appendEvents } from '../events/events.ts';
 import type { PgBoss } from 'pg-boss';
 import type { Database } from '../store/schema.ts';
-import { scheduleNextRun } from './schedule.ts';
+import { scheduleNextRuns } from './schedule.ts';
 
 /**
  * Auto-throttle: a sending domain whose recipients bounce too often is paused before mailbox
@@ -54,7 +54,7 @@ export async function resumeDomain(db: Kysely<Database>, boss: PgBoss, domain: s
     await appendEvents(trx, [{ type: 'domain.resumed', data: { domain } }], now);
     const held = await trx.selectFrom('outbound').innerJoin('inboxes', 'inboxes.id', 'outbound.inbox_id').select('outbound.id')
       .where('inboxes.domain', '=', domain).where('outbound.job_id', 'is not', null).execute();
-    for (const m of held) await scheduleNextRun(trx, boss, m.id, now);
+    await scheduleNextRuns(trx, boss, held.map((m) => m.id), now);
     return true;
   });
 }

@@ -47,9 +47,10 @@ export interface SendDeps {
   limits: Limits;
   config: Config;
   log: Logger;
-  /** Where outcomes are committed, shared by every batch of the process (startSendWorker); one commit per message without it. */
-  outcomes?: GroupCommit<Delivery, true>;
 }
+
+/** What a batch is worked with: the process's outcome group commit, shared by every batch (startSendWorker). */
+type WorkerDeps = SendDeps & { outcomes: GroupCommit<Delivery, true> };
 
 const MAX_RETRY_DELAY_SECONDS = 3600;
 /** Bounce reasons that mean the address itself is dead (sisimai's hard bounces): these are suppressed. */
@@ -75,12 +76,6 @@ type EventBase = { inbox_id: string; message_id: string; thread_id: string; trac
 /** One send job's message (a batch of them is worked through together: processSends). */
 export interface SendJobRef { messageId: string; jobId: string | null }
 
-export async function processSend(deps: SendDeps, messageId: string, jobId: string | null): Promise<void> {
-  const failed = await processSends(deps, [{ messageId, jobId }]);
-  const err = failed.get(messageId);
-  if (err) throw err;
-}
-
 /**
  * Works a batch of send jobs with a constant number of statements per step, whatever the batch
  * size: one read of the messages, one of their recipients, one suppression lookup, one admission
@@ -90,7 +85,7 @@ export async function processSend(deps: SendDeps, messageId: string, jobId: stri
  * (bench/README.md "Outbound"). Returns the messages whose network step threw (their recipients
  * stay `sending`; the job is failed and retried, and a `sending` recipient is due at once).
  */
-export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<Map<string, Error>> {
+export async function processSends(deps: WorkerDeps, jobs: SendJobRef[]): Promise<Map<string, Error>> {
   const { store, boss, transports, limits, config } = deps;
   const { db } = store;
   const failed = new Map<string, Error>();
@@ -177,7 +172,6 @@ export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<
   // outcomes are waiting (a group commit), not when the whole batch is done: a message the remote
   // server took is recorded as sent within one commit, whatever its batch-mates are waiting for,
   // which keeps the window for a duplicate after a crash as short as one send.
-  const outcomes = deps.outcomes ?? new GroupCommit<Delivery, true>((group) => writeOutcomes(deps, group), { maxGroup: 1, maxInflight: 1 });
   const entries = [...admission.go];
   // A table store reads the batch's raw messages in one statement; files are read one by one.
   const raws = await store.blobs.getMany?.(entries.map(([w]) => w.o.raw_sha256));
@@ -186,7 +180,7 @@ export async function processSends(deps: SendDeps, jobs: SendJobRef[]): Promise<
     if (!raw) throw new Error(`raw message ${w.o.raw_sha256} of ${w.o.id} is missing from the blob store`);
     const go = units.map((u) => u.r);
     const attempts = await transports.deliver({ envelopeFrom: w.o.envelope_from, recipients: go.map((r) => r.address), raw });
-    await outcomes.submit({ go, base: w.base, domain: w.o.domain, expiresAt: new Date(w.o.expires_at), admittedAt: admission.admittedAt, attempts });
+    await deps.outcomes.submit({ go, base: w.base, domain: w.o.domain, expiresAt: new Date(w.o.expires_at), admittedAt: admission.admittedAt, attempts });
   }));
   settled.forEach((s, i) => {
     if (s.status === 'rejected') failed.set(entries[i][0].o.id, s.reason instanceof Error ? s.reason : new Error(String(s.reason)));
@@ -269,9 +263,11 @@ async function applyOutcomes(trx: Kysely<Database>, rows: OutcomeRow[], at: Date
 }
 
 export async function startSendWorker(sendDeps: SendDeps): Promise<void> {
-  const deps: SendDeps = { ...sendDeps };
   // Outcomes of every batch of this process share group commits; on PGlite's one connection one at a time.
-  deps.outcomes = new GroupCommit((group) => writeOutcomes(deps, group), { maxGroup: SEND_CONCURRENCY, maxInflight: deps.store.engine === 'pglite' ? 1 : 2 });
+  const deps: WorkerDeps = {
+    ...sendDeps,
+    outcomes: new GroupCommit((group) => writeOutcomes(sendDeps, group), { maxGroup: SEND_CONCURRENCY, maxInflight: sendDeps.store.engine === 'pglite' ? 1 : 2 }),
+  };
   if (deps.store.engine === 'pglite') await retryOrphanedJobs(deps.store, deps.boss, deps.log, QUEUES.send);
   await deps.boss.work<SendJob>(
     QUEUES.send,

@@ -115,6 +115,37 @@ for (const engine of ENGINES) {
       assert.equal(stored.replace(/\r\n?/g, '\n').trimEnd(), text.replace(/\r\n?/g, '\n').trimEnd());
     });
 
+    test('the 202 answer is the stored message: equal to GET /v1/messages/{id}, attachments, recipients and delivery included', async () => {
+      // The send group answers from the rows its inserts returned, not from a read after the commit;
+      // this holds the two equal. A limit of 0 keeps the message queued, so nothing changes between.
+      const policy = (await m.api('POST', '/v1/limits', { scope: 'recipient_domain', match: 'held.example', max: 0, window_seconds: 3600 })).body;
+      try {
+        const body = {
+          to: ['"Ann Lee" <ann@held.example>', 'bob@held.example'], cc: ['cat@held.example'], bcc: ['dan@held.example'],
+          subject: 'Answer from the rows', text: 'plain part', html: '<p>html part</p>',
+          attachments: [
+            { filename: 'b.txt', content_type: 'text/plain', content: Buffer.from('second?').toString('base64') },
+            { filename: 'a.csv', content_type: 'text/csv', content: Buffer.from('x,y\n1,2\n').toString('base64') },
+          ],
+          labels: ['l1', 'l2'], metadata: { lead: 7, tags: ['x'] }, idempotency_key: 'answer-rows',
+        };
+        const sent = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { ...body, trace_id: 'trc_answer_rows' });
+        assert.equal(sent.status, 202, JSON.stringify(sent.body));
+        assert.equal(sent.body.delivery.status, 'queued');
+        assert.ok(sent.body.delivery.scheduled_at, 'held by the limit');
+        assert.deepEqual(sent.body.attachments.map((a: any) => a.filename), ['b.txt', 'a.csv']);
+        assert.deepEqual(sent.body.delivery.recipients.map((r: any) => r.kind).sort(), ['bcc', 'cc', 'to', 'to']);
+        const got = await m.api('GET', `/v1/messages/${sent.body.id}`);
+        assert.equal(got.status, 200);
+        assert.deepEqual(sent.body, got.body);
+        const replay = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, body);
+        assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+        assert.deepEqual(replay.body, sent.body);
+      } finally {
+        assert.equal((await m.api('DELETE', `/v1/limits/${policy.id}`)).status, 204);
+      }
+    });
+
     test('direct MX: a domain without MX records is reached through its A record', async () => {
       const before = mx.messages.length;
       const r = await m.api('POST', `/v1/inboxes/${inbox.id}/messages`, { to: 'someone@implicit.example', subject: 'implicit', text: 'x' });

@@ -277,7 +277,7 @@ export class SpoolAcceptor implements Acceptor {
           state: 'ingested' as const,
           ingested_at: now,
           raw_ref: batch[i].ref,
-        })), { onConflictDoNothing: ['id'], returningId: true });
+        })), { onConflictDoNothing: ['id'], returning: 'id' });
       const fresh = new Set(inserted);
       const items: IngestItem[] = [];
       batch.forEach(({ envelope: e, raw }, i) => {

@@ -114,7 +114,8 @@ function toSummary(m: MessageRow, attachments: AttachmentRow[]): MessageSummary 
   };
 }
 
-const toView = (m: MessageRow, attachments: AttachmentRow[]): MessageView => ({
+/** A stored message as the API shows it (the send API builds its answers with it from the rows it wrote). */
+export const toView = (m: MessageRow, attachments: AttachmentRow[]): MessageView => ({
   ...toSummary(m, attachments),
   text: m.text,
   html: m.html,

@@ -228,20 +228,34 @@ export class Limits {
     return (await this.predictMany([{ sender: s, addresses }], now))[0];
   }
 
-  /**
-   * `predict` for several sends at once (a group of API requests), each judged on its own against
-   * the windows as they are: one read of the policies and one count per window for the group.
-   */
+  /** `predict` for several sends at once (a group of API requests), each judged on its own against the windows as they are. */
   async predictMany(sends: { sender: Sender; addresses: string[] }[], now: Date): Promise<(Date | null)[]> {
+    const at = await this.predictor(sends, now);
+    return Promise.all(sends.map(({ sender, addresses }) => at(sender, addresses)));
+  }
+
+  /**
+   * Reads what predicting these sends needs — the policies, then one count for every window any of
+   * their recipients draws on — and answers a function that predicts a send from it, reading again
+   * only for a full window (when does its slot free?). A send group calls this beside its other
+   * reads, before it knows which recipients are suppressed, then predicts each send for the rest:
+   * a count read for a recipient that is dropped later is one row more in a statement it makes anyway.
+   */
+  async predictor(sends: { sender: Sender; addresses: string[] }[], now: Date): Promise<(sender: Sender, addresses: string[]) => Promise<Date | null>> {
     const policies = await this.#db.selectFrom('rate_policies').selectAll().execute();
-    if (!policies.length) return sends.map(() => null);
+    if (!policies.length) return async () => null;
     const used = new Map<string, Promise<number>>();
-    return Promise.all(sends.map(async ({ sender, addresses }) => {
+    const count = (id: string, p: Policy, key: string) => {
+      if (!used.has(id)) used.set(id, usedIn(this.#db, p, key, now));
+      return used.get(id)!;
+    };
+    const { pairs: all } = windowsOf(policies, sends.flatMap(({ sender, addresses }) => addresses.map((address) => ({ id: '', address, sender, messageId: '' }))));
+    await Promise.all([...all].map(([id, { p, key }]) => count(id, p, key)));
+    return async (sender, addresses) => {
       let at: number | null = null;
       const { pairs } = windowsOf(policies, addresses.map((address, i) => ({ id: String(i), address, sender, messageId: '' })));
       for (const [id, { p, key, n }] of pairs) {
-        if (!used.has(id)) used.set(id, usedIn(this.#db, p, key, now));
-        const u = await used.get(id)!;
+        const u = await count(id, p, key);
         const cap = capOf(p, sender, now);
         if (u + n <= cap) continue;
         // The last of these n recipients goes when the (used + n - cap)-th oldest send leaves the window.
@@ -249,6 +263,6 @@ export class Limits {
         at = Math.max(at ?? 0, t);
       }
       return at === null ? null : new Date(at);
-    }));
+    };
   }
 }

@@ -10,12 +10,12 @@ import { newId } from '../ids.ts';
 import type { Inboxes } from '../inboxes/inboxes.ts';
 import { inTransaction, QUEUES } from '../jobs/boss.ts';
 import { assignThreads, openThreads } from '../messages/threading.ts';
-import type { Messages } from '../messages/messages.ts';
+import { toView, type Messages } from '../messages/messages.ts';
 import { parseMessage, type ParsedMessage } from '../mime/parse.ts';
 import { sha256Hex, type BlobStore } from '../store/blobs.ts';
 import { bulkInsert } from '../store/bulk.ts';
 import { GroupCommit } from '../store/group-commit.ts';
-import type { Database, RecipientStatus } from '../store/schema.ts';
+import type { AttachmentRow, Database, MessageRow, OutboundRow, RecipientRow, RecipientStatus } from '../store/schema.ts';
 import { addressKey, domainOf, type Mailbox } from './addresses.ts';
 import { compose, type Composed, type SendContent, type Threading } from './compose.ts';
 import { dkimSignature } from './dkim.ts';
@@ -108,6 +108,23 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** A message's delivery state as the API shows it: its outbound row and its recipients' rows (by id). */
+function deliveryView(o: OutboundRow, rcpts: RecipientRow[]): DeliveryView {
+  return {
+    status: aggregateStatus(rcpts.map((r) => r.status)),
+    recipients: rcpts.map((r) => ({
+      address: r.address, kind: r.kind, status: r.status, attempts: r.attempts, response: r.response, bounce_type: r.bounce_type,
+      bounce_reason: r.bounce_reason, transport: r.transport, updated_at: iso(r.updated_at)!, sent_at: iso(r.sent_at),
+    })),
+    trace_id: o.trace_id,
+    idempotency_key: o.idempotency_key,
+    labels: o.labels as string[],
+    metadata: o.metadata as Record<string, unknown>,
+    scheduled_at: iso(o.next_attempt_at),
+    expires_at: iso(o.expires_at)!,
+  };
+}
 
 /** Aggregate of the recipients' states: in-flight states first, then the common final one. */
 export function aggregateStatus(statuses: RecipientStatus[]): DeliveryView['status'] {
@@ -226,29 +243,35 @@ export class Outbox {
 
   /**
    * Stores a group of prepared sends and queues their deliveries: a constant number of statements
-   * for the group (reads of the keys in use, the suppressions and the rate windows; one transaction
-   * of bulk inserts; two reads for the answers), instead of some twenty per send. At hundreds of
+   * for the group (reads of the keys in use, the suppressions and the rate windows, side by side;
+   * one transaction of bulk inserts whose RETURNING rows are the answers), instead of some twenty per send. At hundreds of
    * sends a second those round trips, not the rows, were the cost (bench/README.md "Outbound").
    */
   async #writeGroup(items: PreparedSend[]): Promise<(SendResult | typeof KEY_TAKEN | Error)[]> {
     const { db, boss, config } = this.#d;
     const out: (SendResult | typeof KEY_TAKEN | Error | undefined)[] = items.map(() => undefined);
     const now = new Date();
-    // 1. A key already naming a live send is a replay (checked before suppression: a replay answers
-    // with the original even if its recipient has been suppressed since).
+    // 1. The group's reads, side by side: the idempotency keys in use, the suppressions, the rate
+    // windows. Each is read for every send of the group, though a replay needs none of the others.
     const keyed = items.filter((it) => it.key);
+    const senderOf = (it: PreparedSend) => ({ inboxId: it.inboxId, domain: it.domain, domainCreatedAt: it.domainCreatedAt });
+    const [keyRows, suppressed, predict] = await Promise.all([
+      keyed.length
+        ? db.selectFrom('outbound').select(['inbox_id', 'idempotency_key', 'key_expires_at'])
+          .where('inbox_id', 'in', [...new Set(keyed.map((it) => it.inboxId))]).where('idempotency_key', 'in', [...new Set(keyed.map((it) => it.key!))]).execute()
+        : [],
+      suppressedForSenders(db, items.map((it) => ({ inboxId: it.inboxId, domain: it.domain, addresses: it.composed.recipients.map((r) => r.address) }))),
+      this.#d.limits.predictor(items.map((it) => ({ sender: senderOf(it), addresses: it.composed.recipients.map((r) => r.address) })), now),
+    ]);
+    // 2. A key already naming a live send is a replay (before suppression: a replay answers with the
+    // original even if its recipient has been suppressed since).
     const live = new Set<string>();
     const expired = new Set<string>();
-    if (keyed.length) {
-      const rows = await db.selectFrom('outbound').select(['inbox_id', 'idempotency_key', 'key_expires_at'])
-        .where('inbox_id', 'in', [...new Set(keyed.map((it) => it.inboxId))]).where('idempotency_key', 'in', [...new Set(keyed.map((it) => it.key!))]).execute();
-      for (const r of rows) (new Date(r.key_expires_at) > now ? live : expired).add(`${r.inbox_id}\n${r.idempotency_key}`);
-      items.forEach((it, i) => { if (it.key && live.has(`${it.inboxId}\n${it.key}`)) out[i] = KEY_TAKEN; });
-    }
-    // 2. Suppressed recipients: a send to nobody else is refused.
+    for (const r of keyRows) (new Date(r.key_expires_at) > now ? live : expired).add(`${r.inbox_id}\n${r.idempotency_key}`);
+    items.forEach((it, i) => { if (it.key && live.has(`${it.inboxId}\n${it.key}`)) out[i] = KEY_TAKEN; });
+    // Suppressed recipients: a send to nobody else is refused.
     let todo = items.flatMap((it, i) => (out[i] === undefined ? [i] : []));
-    const suppressed = await suppressedForSenders(db, todo.map((i) => ({ inboxId: items[i].inboxId, domain: items[i].domain, addresses: items[i].composed.recipients.map((r) => r.address) })));
-    const suppressedOf = new Map(todo.map((i, j) => [i, suppressed[j]]));
+    const suppressedOf = new Map(todo.map((i) => [i, suppressed[i]]));
     for (const i of todo) {
       const off = suppressedOf.get(i)!;
       if (off.size < items[i].composed.recipients.length) continue;
@@ -260,9 +283,7 @@ export class Outbox {
     if (!todo.length) return out as (SendResult | typeof KEY_TAKEN | Error)[];
     const sendableOf = (i: number) => items[i].composed.recipients.filter((r) => !suppressedOf.get(i)!.has(addressKey(r.address)));
     // 3. A send the shared limits will hold back says so now (delivery.scheduled_at); the job starts then.
-    const predicted = await this.#d.limits.predictMany(todo.map((i) => ({
-      sender: { inboxId: items[i].inboxId, domain: items[i].domain, domainCreatedAt: items[i].domainCreatedAt }, addresses: sendableOf(i).map((r) => r.address),
-    })), now);
+    const predicted = await Promise.all(todo.map((i) => predict(senderOf(items[i]), sendableOf(i).map((r) => r.address))));
     const scheduledOf = new Map(todo.map((i, j) => [i, predicted[j]]));
 
     // 4. One transaction for the group.
@@ -279,7 +300,7 @@ export class Outbox {
       await this.#d.blobs.putMany?.(todo.flatMap((i) => [items[i].raw, ...items[i].parsed.attachments.map((a) => a.content)]), trx);
       // Two sends with one key in this group, or one committed by another process meanwhile: the
       // unique index keeps the first, the others replay it.
-      const inserted = new Set((await trx.insertInto('outbound').values(todo.map((i) => {
+      const inserted = await trx.insertInto('outbound').values(todo.map((i) => {
         const it = items[i];
         return {
           id: it.id, inbox_id: it.inboxId, idempotency_key: it.key, request_hash: it.requestHash,
@@ -291,11 +312,11 @@ export class Outbox {
           created_at: it.now, expires_at: new Date(it.now.getTime() + config.lifetimeHours * 3600_000), next_attempt_at: scheduledOf.get(i) ?? it.now, job_id: randomUUID(),
         };
       })).onConflict((oc) => oc.columns(['inbox_id', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing())
-        .returning(['id', 'job_id']).execute()).map((r) => [r.id, r.job_id!] as const));
-      const jobOf = new Map(inserted);
-      for (const i of todo) if (!jobOf.has(items[i].id)) out[i] = KEY_TAKEN;
-      const go = todo.filter((i) => jobOf.has(items[i].id));
-      if (!go.length) return [];
+        .returningAll().execute();
+      const outboundOf = new Map(inserted.map((r) => [r.id, r]));
+      for (const i of todo) if (!outboundOf.has(items[i].id)) out[i] = KEY_TAKEN;
+      const go = todo.filter((i) => outboundOf.has(items[i].id));
+      if (!go.length) return { go, views: new Map() };
 
       const threadOf = new Map<number, string>();
       const replies = go.filter((i) => items[i].reply);
@@ -308,7 +329,7 @@ export class Outbox {
       const opened = await openThreads(trx, fresh.map((i) => ({ inboxId: items[i].inboxId, subject: items[i].composed.subject || null, at: items[i].now, ownId: items[i].composed.messageId })));
       fresh.forEach((i, j) => threadOf.set(i, opened[j]));
 
-      await bulkInsert(trx, 'messages', go.map((i) => {
+      const messageRows = await bulkInsert<MessageRow>(trx, 'messages', go.map((i) => {
         const { id, inboxId, from, parsed, now: at, composed, raw, rawSha } = items[i];
         return {
           id, inbox_id: inboxId, thread_id: threadOf.get(i), receipt_id: null, direction: 'outbound',
@@ -320,19 +341,19 @@ export class Outbox {
           // What this inbox asked or answered (a2a/): how a requester's wait and lists find it by correlation id.
           a2a: outboundA2a(parsed.attachments),
         };
-      }), { json: ['to', 'cc', 'reply_to', 'references', 'headers', 'parse_warnings', 'a2a'] });
-      await bulkInsert(trx, 'attachments', go.flatMap((i) => items[i].parsed.attachments.map((a, n) => ({
+      }), { json: ['to', 'cc', 'reply_to', 'references', 'headers', 'parse_warnings', 'a2a'], returning: '*' });
+      const attachmentRows = await bulkInsert<AttachmentRow>(trx, 'attachments', go.flatMap((i) => items[i].parsed.attachments.map((a, n) => ({
         id: newId('att'), message_id: items[i].id, position: n, filename: a.filename, content_type: a.content_type,
         disposition: a.disposition, content_id: a.content_id, size: a.content.length, sha256: items[i].attachmentShas[n],
-      }))));
-      await bulkInsert(trx, 'outbound_recipients', go.flatMap((i) => items[i].composed.recipients.map((r) => {
+      }))), { returning: '*' });
+      const recipientRows = await bulkInsert<RecipientRow>(trx, 'outbound_recipients', go.flatMap((i) => items[i].composed.recipients.map((r) => {
         const why = suppressedOf.get(i)!.get(addressKey(r.address));
         return {
           id: newId('rcp'), message_id: items[i].id, kind: r.kind, address: r.address, domain: domainOf(r.address),
           status: (why ? 'suppressed' : 'queued') as RecipientStatus, response: why ? `suppressed: ${why}` : null,
           next_attempt_at: scheduledOf.get(i) ?? null, updated_at: items[i].now,
         };
-      })));
+      })), { returning: '*' });
       await appendEvents(trx, go.flatMap((i) => {
         const it = items[i];
         const base = { inbox_id: it.inboxId, message_id: it.id, thread_id: threadOf.get(i)!, trace_id: it.traceId };
@@ -342,21 +363,18 @@ export class Outbox {
         ];
       }), now);
       await boss.insert(QUEUES.send, go.map((i) => ({
-        id: jobOf.get(items[i].id)!, data: { message_id: items[i].id }, startAfter: scheduledOf.get(i) ?? undefined, heartbeatSeconds: 10,
+        id: outboundOf.get(items[i].id)!.job_id!, data: { message_id: items[i].id }, startAfter: scheduledOf.get(i) ?? undefined, heartbeatSeconds: 10,
       })), { db: inTransaction(trx) });
-      return go;
+      // 5. The answers, from the rows as written (RETURNING): no statement reads them back.
+      const attsOf = Map.groupBy(attachmentRows, (a) => a.message_id);
+      const rcptsOf = Map.groupBy(recipientRows.toSorted((a, b) => (a.id < b.id ? -1 : 1)), (r) => r.message_id);
+      const views = new Map(messageRows.map((m) => [m.id, {
+        ...toView(m, (attsOf.get(m.id) ?? []).toSorted((a, b) => a.position - b.position)),
+        delivery: deliveryView(outboundOf.get(m.id)!, rcptsOf.get(m.id) ?? []),
+      }]));
+      return { go, views };
     });
-
-    // 5. The answers. Committed sends must not be written again, so a failure here is each one's
-    // error (a retry with the same key replays), never a reason to write the group again.
-    try {
-      const ids = stored.map((i) => items[i].id);
-      const views = await this.#d.messages.getMany(null, ids);
-      const deliveries = await this.deliveries(ids);
-      for (const i of stored) out[i] = { message: { ...views.get(items[i].id)!, delivery: deliveries.get(items[i].id) ?? null }, replayed: false };
-    } catch (err) {
-      for (const i of stored) out[i] = err as Error;
-    }
+    for (const i of stored.go) out[i] = { message: stored.views.get(items[i].id)!, replayed: false };
     return out as (SendResult | typeof KEY_TAKEN | Error)[];
   }
 
@@ -387,22 +405,7 @@ export class Outbox {
     if (!ids.length) return out;
     const rows = await this.#d.db.selectFrom('outbound').selectAll().where('id', 'in', ids).execute();
     const rcptsOf = Map.groupBy(await this.#d.db.selectFrom('outbound_recipients').selectAll().where('message_id', 'in', ids).orderBy('id').execute(), (r) => r.message_id);
-    for (const o of rows) {
-      const rcpts = rcptsOf.get(o.id) ?? [];
-      out.set(o.id, {
-        status: aggregateStatus(rcpts.map((r) => r.status)),
-        recipients: rcpts.map((r) => ({
-          address: r.address, kind: r.kind, status: r.status, attempts: r.attempts, response: r.response, bounce_type: r.bounce_type,
-          bounce_reason: r.bounce_reason, transport: r.transport, updated_at: iso(r.updated_at)!, sent_at: iso(r.sent_at),
-        })),
-        trace_id: o.trace_id,
-        idempotency_key: o.idempotency_key,
-        labels: o.labels as string[],
-        metadata: o.metadata as Record<string, unknown>,
-        scheduled_at: iso(o.next_attempt_at),
-        expires_at: iso(o.expires_at)!,
-      });
-    }
+    for (const o of rows) out.set(o.id, deliveryView(o, rcptsOf.get(o.id) ?? []));
     return out;
   }
 }

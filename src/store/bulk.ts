@@ -30,21 +30,28 @@ export interface BulkOptions {
 /** A payload above this many characters is split over several statements (jsonb holds at most 256 MB). */
 const MAX_PAYLOAD_CHARS = 8 * 1024 * 1024;
 
-/** Inserts `rows` into `table`; returns the `id`s inserted when `returningId` (rows skipped by a conflict are not returned). */
+/**
+ * Inserts `rows` into `table`. `returning: 'id'` answers the ids inserted, `'*'` the rows as stored
+ * (defaults filled, types as a SELECT reads them), so a caller can answer from what it wrote
+ * without reading it back; rows skipped by a conflict are not returned.
+ */
 export async function bulkInsert(
-  db: Kysely<Database>, table: keyof Database & string, rows: Record<string, unknown>[], opts: BulkOptions & { returningId: true },
+  db: Kysely<Database>, table: keyof Database & string, rows: Record<string, unknown>[], opts: BulkOptions & { returning: 'id' },
 ): Promise<string[]>;
+export async function bulkInsert<R = Record<string, unknown>>(
+  db: Kysely<Database>, table: keyof Database & string, rows: Record<string, unknown>[], opts: BulkOptions & { returning: '*' },
+): Promise<R[]>;
 export async function bulkInsert(
-  db: Kysely<Database>, table: keyof Database & string, rows: Record<string, unknown>[], opts?: BulkOptions & { returningId?: false },
+  db: Kysely<Database>, table: keyof Database & string, rows: Record<string, unknown>[], opts?: BulkOptions & { returning?: undefined },
 ): Promise<void>;
 export async function bulkInsert(
-  db: Kysely<Database>, table: keyof Database & string, rows: Record<string, unknown>[], opts: BulkOptions & { returningId?: boolean } = {},
-): Promise<string[] | void> {
-  if (!rows.length) return opts.returningId ? [] : undefined;
+  db: Kysely<Database>, table: keyof Database & string, rows: Record<string, unknown>[], opts: BulkOptions & { returning?: 'id' | '*' } = {},
+): Promise<unknown[] | void> {
+  const out: unknown[] = [];
+  if (!rows.length) return opts.returning ? out : undefined;
   const columns = Object.keys(rows[0]);
   const json = new Set(opts.json ?? []);
   const names = columns.map((c) => JSON.stringify(c));
-  const ids: string[] = [];
   let parts: string[] = [];
   let size = 0;
   const flush = async () => {
@@ -54,9 +61,9 @@ export async function bulkInsert(
     size = 0;
     const cols = sql.join(columns.map((c) => sql.ref(c)));
     const conflict = opts.onConflictDoNothing ? sql` ON CONFLICT (${sql.join(opts.onConflictDoNothing.map((c) => sql.ref(c)))}) DO NOTHING` : sql``;
-    const returning = opts.returningId ? sql` RETURNING id` : sql``;
-    const r = await sql<{ id: string }>`${sql.raw(PREPARE_MARK)}INSERT INTO ${sql.table(table)} (${cols}) SELECT ${cols} FROM jsonb_populate_recordset(NULL::${sql.table(table)}, ${payload}::jsonb)${conflict}${returning}`.execute(db);
-    if (opts.returningId) for (const row of r.rows) ids.push(row.id);
+    const returning = opts.returning === 'id' ? sql` RETURNING id` : opts.returning === '*' ? sql` RETURNING *` : sql``;
+    const r = await sql<Record<string, unknown>>`${sql.raw(PREPARE_MARK)}INSERT INTO ${sql.table(table)} (${cols}) SELECT ${cols} FROM jsonb_populate_recordset(NULL::${sql.table(table)}, ${payload}::jsonb)${conflict}${returning}`.execute(db);
+    if (opts.returning) for (const row of r.rows) out.push(opts.returning === 'id' ? row.id : row);
   };
   for (const row of rows) {
     let s = '{';
@@ -70,7 +77,7 @@ export async function bulkInsert(
     size += s.length + 1;
   }
   await flush();
-  return opts.returningId ? ids : undefined;
+  return opts.returning ? out : undefined;
 }
 
 /**

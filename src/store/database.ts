@@ -1,9 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { FileBlobStore, TableBlobStore, type BlobStore } from './blobs.ts';
 import { migrateToLatest } from './migrate.ts';
+import { PGliteThreadDialect } from './pglite-dialect.ts';
 import { PGliteThread } from './pglite-thread.ts';
 import { prepareMarked } from './prepared.ts';
 import type { Database } from './schema.ts';
@@ -46,8 +47,7 @@ async function openPglite(opts: StoreOptions): Promise<Store> {
   if (dir) await mkdir(dir, { recursive: true });
   const pglite = new PGliteThread(dir || null);
   await pglite.waitReady;
-  // PGliteThread has the part of PGlite's interface that the dialect uses.
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite: pglite as any }) });
+  const db = new Kysely<Database>({ dialect: new PGliteThreadDialect(pglite) });
   await migrateToLatest(db);
   // Received raw messages stay in the spool (inbound/spool.ts); receipts say where.
   const ranges = {

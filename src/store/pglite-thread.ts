@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 
 /**
  * A PGlite running in a worker thread (`pglite-worker.ts`), with the part of PGlite's interface
- * that Kysely's PGliteDialect and pg-boss's `fromPglite` use: query, exec, transaction, listen,
+ * that pg-boss's `fromPglite` uses (Kysely's driver is pglite-dialect.ts): query, exec, transaction, listen,
  * close. Why: PGlite executes on the calling thread, so on the main thread every statement held up
  * the SMTP replies; see bench/README.md.
  */
@@ -63,20 +63,35 @@ export class PGliteThread {
     });
   }
 
-  query<T = any>(sql: string, params?: unknown[], opts?: object): Promise<QueryResult & { rows: T[] }> {
-    return this.#call({ op: 'query', sql, params, opts });
+  /** A statement on its own, or in transaction `tx` (from `begin`). */
+  query<T = any>(sql: string, params?: unknown[], opts?: object, tx?: number): Promise<QueryResult & { rows: T[] }> {
+    return this.#call({ op: 'query', sql, params, opts, tx });
   }
 
   exec(sql: string): Promise<QueryResult[]> {
     return this.#call({ op: 'exec', sql });
   }
 
-  async transaction<T>(fn: (tx: PGliteTx) => Promise<T>): Promise<T> {
+  /**
+   * Opens a transaction on the thread and answers its id once it holds PGlite's transaction lock
+   * (other transactions and plain statements queue behind it there). `query(…, tx)` runs in it;
+   * `end` commits or rolls it back. Kysely's driver (pglite-dialect.ts) uses these directly.
+   */
+  async begin(): Promise<number> {
     const tx = ++this.#txSeq;
     await this.#call({ op: 'begin', tx });
+    return tx;
+  }
+
+  end(tx: number, commit: boolean): Promise<void> {
+    return this.#call({ op: commit ? 'commit' : 'rollback', tx });
+  }
+
+  async transaction<T>(fn: (tx: PGliteTx) => Promise<T>): Promise<T> {
+    const tx = await this.begin();
     let rolledBack = false;
     const handle: PGliteTx = {
-      query: (sql, params, opts) => this.#call({ op: 'query', sql, params, opts, tx }),
+      query: (sql, params, opts) => this.query(sql, params, opts, tx),
       exec: (sql) => this.#call({ op: 'exec', sql, tx }),
       rollback: async () => {
         rolledBack = true;
@@ -84,10 +99,10 @@ export class PGliteThread {
     };
     try {
       const result = await fn(handle);
-      await this.#call({ op: rolledBack ? 'rollback' : 'commit', tx });
+      await this.end(tx, !rolledBack);
       return result;
     } catch (err) {
-      await this.#call({ op: 'rollback', tx }).catch(() => {});
+      await this.end(tx, false).catch(() => {});
       throw err;
     }
   }

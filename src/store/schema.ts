@@ -311,4 +311,6 @@ export type TokenRow = Selectable<TokenTable>;
 export type MessageRow = Selectable<MessageTable>;
 export type NewMessage = Insertable<MessageTable>;
 export type AttachmentRow = Selectable<AttachmentTable>;
+export type OutboundRow = Selectable<OutboundTable>;
+export type RecipientRow = Selectable<OutboundRecipientTable>;
 export type ThreadRow = Selectable<ThreadTable>;

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import type { BlobStore } from '../store/blobs.ts';
 import type { Store } from '../store/database.ts';
+import { ThreadPool } from '../threads/pool.ts';
 import { analyzeMessages, type Analysis, type AnalyzeInput, type AuthOptions } from './analyze.ts';
 
 /**
@@ -44,85 +44,31 @@ export class InlineAnalyzer implements Analyzer {
   async close(): Promise<void> {}
 }
 
-interface Task { resolve: (r: Analysis[]) => void; reject: (e: Error) => void; size: number }
-
-interface Slot { worker: Worker; tasks: Map<number, Task>; load: number }
-
 /** Messages per chunk handed to one thread at least: smaller chunks cost more in messaging than they gain. */
 const MIN_CHUNK = 8;
 
 export class ThreadPoolAnalyzer implements Analyzer {
-  readonly #setup: WorkerSetup;
-  readonly #size: number;
+  readonly #pool: ThreadPool<AnalyzeInput[], Analysis[]>;
   readonly #blobs: BlobStore;
-  #slots: (Slot | null)[];
-  #seq = 0;
-  #closed = false;
 
   constructor(opts: { threads: number; setup: WorkerSetup; blobs: BlobStore }) {
-    this.#setup = opts.setup;
-    this.#size = Math.max(1, opts.threads);
+    this.#pool = new ThreadPool({ url: new URL('./analyze-worker.ts', import.meta.url), workerData: opts.setup, threads: opts.threads, name: 'analysis' });
     this.#blobs = opts.blobs;
-    // Threads start on demand: most Mailrooms (every test's) parse a handful of messages, and a
-    // thread costs a few hundred milliseconds of CPU to load its modules.
-    this.#slots = Array.from({ length: this.#size }, () => null);
   }
 
   get threads(): number {
-    return this.#size;
-  }
-
-  #slot(i: number): Slot {
-    const existing = this.#slots[i];
-    if (existing) return existing;
-    const worker = new Worker(new URL('./analyze-worker.ts', import.meta.url), { workerData: this.#setup });
-    const slot: Slot = { worker, tasks: new Map(), load: 0 };
-    // A thread that dies (out of memory on a hostile message, a bug) fails what it held, and the
-    // next batch gets a fresh one; the callers retry (spool writer, job) as after any error.
-    const fail = (err: Error) => {
-      if (this.#slots[i] === slot) this.#slots[i] = null;
-      for (const t of slot.tasks.values()) t.reject(err);
-      slot.tasks.clear();
-    };
-    worker.on('message', (m: { id: number; results?: Analysis[]; error?: { message: string; code?: string; stack?: string } }) => {
-      const task = slot.tasks.get(m.id);
-      if (!task) return;
-      slot.tasks.delete(m.id);
-      slot.load -= task.size;
-      if (m.error) task.reject(Object.assign(new Error(m.error.message), { code: m.error.code, stack: m.error.stack }));
-      else task.resolve(m.results!);
-    });
-    worker.on('error', (err) => fail(err));
-    worker.on('exit', (code) => fail(new Error(`analysis thread exited (code ${code})`)));
-    worker.unref();
-    this.#slots[i] = slot;
-    return slot;
-  }
-
-  #run(inputs: AnalyzeInput[]): Promise<Analysis[]> {
-    if (this.#closed) return Promise.reject(new Error('analyzer is closed'));
-    // An idle running thread, else a new one while the pool may grow, else the least loaded.
-    let best = this.#slots.findIndex((x) => x !== null && x.load === 0);
-    if (best < 0) best = this.#slots.findIndex((x) => x === null);
-    if (best < 0) {
-      best = 0;
-      for (let i = 1; i < this.#size; i++) if (this.#slots[i]!.load < this.#slots[best]!.load) best = i;
-    }
-    const slot = this.#slot(best);
-    const id = ++this.#seq;
-    return new Promise((resolve, reject) => {
-      slot.tasks.set(id, { resolve, reject, size: inputs.length });
-      slot.load += inputs.length;
-      slot.worker.postMessage({ id, inputs });
-    });
+    return this.#pool.threads;
   }
 
   async analyze(inputs: AnalyzeInput[]): Promise<Analysis[]> {
     if (!inputs.length) return [];
-    const chunks = Math.max(1, Math.min(this.#size, Math.floor(inputs.length / MIN_CHUNK)));
+    const chunks = Math.max(1, Math.min(this.#pool.threads, Math.floor(inputs.length / MIN_CHUNK)));
     const per = Math.ceil(inputs.length / chunks);
     const parts: Promise<Analysis[]>[] = [];
-    for (let i = 0; i < inputs.length; i += per) parts.push(this.#run(inputs.slice(i, i + per)));
+    for (let i = 0; i < inputs.length; i += per) {
+      const chunk = inputs.slice(i, i + per);
+      parts.push(this.#pool.run(chunk, chunk.length));
+    }
     const results = (await Promise.all(parts)).flat();
     // What the thread could not store (blobs are rows on PostgreSQL) is stored here; structured
     // clone turned the bodies into Uint8Arrays.
@@ -136,15 +82,8 @@ export class ThreadPoolAnalyzer implements Analyzer {
     return results;
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    const slots = this.#slots.filter((s): s is Slot => s !== null);
-    this.#slots = this.#slots.map(() => null);
-    await Promise.all(slots.map(async (s) => {
-      for (const t of s.tasks.values()) t.reject(new Error('analyzer is closed'));
-      s.tasks.clear();
-      await s.worker.terminate();
-    }));
+  close(): Promise<void> {
+    return this.#pool.close();
   }
 }
 

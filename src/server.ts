@@ -8,6 +8,7 @@ import { ensureAdminToken } from './auth/bootstrap.ts';
 import type { Config } from './config/config.ts';
 import { DatabaseAcceptor, SpoolAcceptor, type Acceptor } from './inbound/accept.ts';
 import { createAnalyzer } from './inbound/analyzer.ts';
+import { createPreparer } from './outbound/prepare.ts';
 import { startIngestWorker } from './inbound/ingest.ts';
 import { hasUnreadReceipt } from './inbound/receipts.ts';
 import { Drafts, startDraftWorker } from './drafts/drafts.ts';
@@ -124,7 +125,9 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     const unsubscribe = new Unsubscribe(store.db);
     // Known once the HTTP server listens (port 0 picks one); links are only made after that.
     let publicUrl = config.outbound.publicUrl ?? '';
-    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, unsubscribe, publicUrl: () => publicUrl, config: config.outbound, singleConnection: store.engine === 'pglite' });
+    const preparer = createPreparer();
+    cleanups.push(() => preparer.close());
+    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, unsubscribe, publicUrl: () => publicUrl, config: config.outbound, singleConnection: store.engine === 'pglite', preparer });
     await startSendWorker({ store, boss, transports, limits, config, log });
     await startReportWorker({ store, log, unsubscribe, bounceRate: config.outbound.bounceRate }, boss);
     // Drafts: approved ones are sent by draft-send jobs (or by their campaign run).

@@ -11,15 +11,15 @@ import type { Inboxes } from '../inboxes/inboxes.ts';
 import { inTransaction, QUEUES } from '../jobs/boss.ts';
 import { assignThreads, openThreads } from '../messages/threading.ts';
 import { toView, type Messages } from '../messages/messages.ts';
-import { parseMessage, type ParsedMessage } from '../mime/parse.ts';
+import type { ParsedMessage } from '../mime/parse.ts';
 import { sha256Hex, type BlobStore } from '../store/blobs.ts';
 import { bulkInsert } from '../store/bulk.ts';
 import { GroupCommit } from '../store/group-commit.ts';
 import type { AttachmentRow, Database, MessageRow, OutboundRow, RecipientRow, RecipientStatus } from '../store/schema.ts';
 import { addressKey, domainOf, type Mailbox } from './addresses.ts';
-import { compose, type Composed, type SendContent, type Threading } from './compose.ts';
-import { dkimSignature } from './dkim.ts';
+import type { Composed, SendContent, Threading } from './compose.ts';
 import type { Domains } from './domains.ts';
+import type { Preparer } from './prepare.ts';
 import type { Limits } from './limits.ts';
 import { suppressedForSenders } from './suppressions.ts';
 import { verpAddress } from './verp.ts';
@@ -147,6 +147,8 @@ export interface OutboxDeps {
   config: Config['outbound'];
   /** The store has one connection (PGlite): statements queue, whoever sends them. */
   singleConnection: boolean;
+  /** Composes, signs and parses (on worker threads in a running Mailroom). */
+  preparer: Preparer;
 }
 
 export class Outbox {
@@ -199,15 +201,15 @@ export class Outbox {
     const from: Mailbox = { address: inbox.address, name: inbox.display_name ?? '' };
     const id = newId('msg');
     const marketing = req.marketing ?? inbox.marketing;
-    const composed = await compose(req, from, reply?.threading ?? { inReplyTo: null, references: [] }, {
-      maxSize: config.maxSendSize, traceId, date: now,
-      extraHeaders: marketing
-        ? async (recipients) => {
-          // The unsubscribe token names one message and so one recipient: bulk mail is one message per person.
-          if (recipients.length !== 1) throw new MailroomError('invalid_request', 'a marketing send (List-Unsubscribe) takes exactly one recipient');
-          return this.#d.unsubscribe.headers(id, inbox.domain, this.#d.publicUrl());
-        }
-        : undefined,
+    // Composing, signing and parsing run on a preparation thread (prepare.ts); everything that
+    // touches the tables is done for a group of concurrent sends at once (#writeGroup).
+    const sending = await this.#d.domains.sendingDomain(inbox.domain);
+    const { to, cc, bcc, subject, text, html, attachments, headers } = req;
+    const { composed, raw, parsed } = await this.#d.preparer.prepare({
+      content: { to, cc, bcc, subject, text, html, attachments, headers }, from,
+      threading: reply?.threading ?? { inReplyTo: null, references: [] }, maxSize: config.maxSendSize, traceId, date: now,
+      unsubscribe: marketing ? await this.#d.unsubscribe.headers(id, inbox.domain, this.#d.publicUrl()) : null,
+      dkim: sending ? { domain: inbox.domain, key: sending } : null,
     });
 
     if (headerKey !== undefined && req.idempotency_key !== undefined && headerKey !== req.idempotency_key) {
@@ -219,11 +221,6 @@ export class Outbox {
     const { idempotency_key: _k, trace_id: _t, ...payload } = req;
     const requestHash = sha256(canonical({ inbox: inboxId, reply: reply ? { parent: reply.parentId, all: reply.all } : null, payload }));
 
-    // The CPU work (signing, parsing) and the blob writes happen here, per request and side by side;
-    // everything that touches the tables is done for a group of concurrent sends at once (#writeGroup).
-    const sending = await this.#d.domains.sendingDomain(inbox.domain);
-    const raw = sending ? Buffer.concat([await dkimSignature(composed.raw, inbox.domain, sending), composed.raw]) : composed.raw;
-    const parsed = await parseMessage(raw);
     // A table store takes the blobs in the group's transaction, one statement for the group (#writeGroup).
     const put = (data: Buffer) => (blobs.putMany ? sha256Hex(data) : blobs.put(data));
     const rawSha = await put(raw);

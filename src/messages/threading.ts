@@ -98,11 +98,21 @@ export async function assignThreads(trx: Kysely<Database>, items: ThreadCandidat
  * Two statements for any number of them. Returns the thread ids, in order.
  */
 export async function openThreads(trx: Kysely<Database>, items: { inboxId: string; subject: string | null; at: Date; ownId: string }[]): Promise<string[]> {
-  const ids = items.map(() => newId('thr'));
+  const { ids, threads, refs } = newThreads(items);
   if (!items.length) return ids;
-  await bulkInsert(trx, 'threads', items.map((t, i) => ({
-    id: ids[i], inbox_id: t.inboxId, subject: t.subject, message_count: 1, first_message_at: t.at, last_message_at: t.at, created_at: t.at,
-  })));
-  await bulkInsert(trx, 'thread_refs', items.map((t, i) => ({ inbox_id: t.inboxId, ref: t.ownId, thread_id: ids[i] })));
+  await bulkInsert(trx, 'threads', threads);
+  await bulkInsert(trx, 'thread_refs', refs);
   return ids;
+}
+
+/** `openThreads`'s rows, for a writer that inserts them together with others (store/bulk.ts `bulkInsertAll`). */
+export function newThreads(items: { inboxId: string; subject: string | null; at: Date; ownId: string }[]) {
+  const ids = items.map(() => newId('thr'));
+  return {
+    ids,
+    threads: items.map((t, i) => ({
+      id: ids[i], inbox_id: t.inboxId, subject: t.subject, message_count: 1, first_message_at: t.at, last_message_at: t.at, created_at: t.at,
+    })),
+    refs: items.map((t, i) => ({ inbox_id: t.inboxId, ref: t.ownId, thread_id: ids[i] })),
+  };
 }

@@ -5,15 +5,15 @@ import { a2aInfo, findA2a } from '../a2a/format.ts';
 import { canSeeInbox, type Principal } from '../auth/scopes.ts';
 import type { Config } from '../config/config.ts';
 import { MailroomError, notFound } from '../errors.ts';
-import { appendEvents } from '../events/events.ts';
+import { eventRows } from '../events/events.ts';
 import { newId } from '../ids.ts';
 import type { Inboxes } from '../inboxes/inboxes.ts';
 import { inTransaction, QUEUES } from '../jobs/boss.ts';
-import { assignThreads, openThreads } from '../messages/threading.ts';
+import { assignThreads, newThreads } from '../messages/threading.ts';
 import { toView, type Messages } from '../messages/messages.ts';
 import type { ParsedMessage } from '../mime/parse.ts';
 import { sha256Hex, type BlobStore } from '../store/blobs.ts';
-import { bulkInsert } from '../store/bulk.ts';
+import { bulkInsertAll } from '../store/bulk.ts';
 import { GroupCommit } from '../store/group-commit.ts';
 import type { AttachmentRow, Database, MessageRow, OutboundRow, RecipientRow, RecipientStatus } from '../store/schema.ts';
 import { addressKey, domainOf, type Mailbox } from './addresses.ts';
@@ -100,6 +100,12 @@ interface PreparedSend {
 }
 
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+
+/** A row read back as JSON with its timestamp columns made Dates again. */
+function revive(row: Record<string, unknown>, dates: string[]): Record<string, unknown> {
+  for (const c of dates) if (typeof row[c] === 'string') row[c] = new Date(row[c] as string);
+  return row;
+}
 
 /** Canonical JSON (sorted keys), so the same payload always hashes the same. */
 function canonical(v: unknown): string {
@@ -323,42 +329,68 @@ export class Outbox {
       }));
       for (const i of replies) threadOf.set(i, assigned.get(items[i].id)!);
       const fresh = go.filter((i) => !items[i].reply);
-      const opened = await openThreads(trx, fresh.map((i) => ({ inboxId: items[i].inboxId, subject: items[i].composed.subject || null, at: items[i].now, ownId: items[i].composed.messageId })));
-      fresh.forEach((i, j) => threadOf.set(i, opened[j]));
+      const opened = newThreads(fresh.map((i) => ({ inboxId: items[i].inboxId, subject: items[i].composed.subject || null, at: items[i].now, ownId: items[i].composed.messageId })));
+      fresh.forEach((i, j) => threadOf.set(i, opened.ids[j]));
 
-      const messageRows = await bulkInsert<MessageRow>(trx, 'messages', go.map((i) => {
-        const { id, inboxId, from, parsed, now: at, composed, raw, rawSha } = items[i];
-        return {
-          id, inbox_id: inboxId, thread_id: threadOf.get(i), receipt_id: null, direction: 'outbound',
-          from_address: from.address, from_name: from.name || null,
-          to: JSON.stringify(parsed.to), cc: JSON.stringify(parsed.cc), reply_to: JSON.stringify(parsed.reply_to),
-          subject: parsed.subject, date: at, message_id: composed.messageId, in_reply_to: parsed.in_reply_to,
-          references: JSON.stringify(parsed.references), text: parsed.text, html: parsed.html, headers: JSON.stringify(parsed.headers),
-          size: raw.length, raw_sha256: rawSha, received_at: at, parse_warnings: JSON.stringify(parsed.warnings),
-          // What this inbox asked or answered (a2a/): how a requester's wait and lists find it by correlation id.
-          a2a: outboundA2a(parsed.attachments),
-        };
-      }), { json: ['to', 'cc', 'reply_to', 'references', 'headers', 'parse_warnings', 'a2a'], returning: '*' });
-      const attachmentRows = await bulkInsert<AttachmentRow>(trx, 'attachments', go.flatMap((i) => items[i].parsed.attachments.map((a, n) => ({
-        id: newId('att'), message_id: items[i].id, position: n, filename: a.filename, content_type: a.content_type,
-        disposition: a.disposition, content_id: a.content_id, size: a.content.length, sha256: items[i].attachmentShas[n],
-      }))), { returning: '*' });
-      const recipientRows = await bulkInsert<RecipientRow>(trx, 'outbound_recipients', go.flatMap((i) => items[i].composed.recipients.map((r) => {
-        const why = suppressedOf.get(i)!.get(addressKey(r.address));
-        return {
-          id: newId('rcp'), message_id: items[i].id, kind: r.kind, address: r.address, domain: domainOf(r.address),
-          status: (why ? 'suppressed' : 'queued') as RecipientStatus, response: why ? `suppressed: ${why}` : null,
-          next_attempt_at: scheduledOf.get(i) ?? null, updated_at: items[i].now,
-        };
-      })), { returning: '*' });
-      await appendEvents(trx, go.flatMap((i) => {
-        const it = items[i];
-        const base = { inbox_id: it.inboxId, message_id: it.id, thread_id: threadOf.get(i)!, trace_id: it.traceId };
-        return [
-          { type: 'message.queued' as const, ...base, data: { recipients: sendableOf(i).map((r) => r.address), idempotency_key: it.key } },
-          ...[...suppressedOf.get(i)!].map(([address, reason]) => ({ type: 'message.suppressed' as const, ...base, data: { recipient: address, reason, cancelled: false } })),
-        ];
-      }), now);
+      // One statement for the group's rows (store/bulk.ts bulkInsertAll): new threads, messages,
+      // attachments, recipients and events, the last three answering with what they stored.
+      const [, , messageJson, attachmentJson, recipientJson] = await bulkInsertAll(trx, [
+        { table: 'threads', rows: opened.threads },
+        { table: 'thread_refs', rows: opened.refs },
+        {
+          table: 'messages',
+          rows: go.map((i) => {
+            const { id, inboxId, from, parsed, now: at, composed, raw, rawSha } = items[i];
+            return {
+              id, inbox_id: inboxId, thread_id: threadOf.get(i), receipt_id: null, direction: 'outbound',
+              from_address: from.address, from_name: from.name || null,
+              to: JSON.stringify(parsed.to), cc: JSON.stringify(parsed.cc), reply_to: JSON.stringify(parsed.reply_to),
+              subject: parsed.subject, date: at, message_id: composed.messageId, in_reply_to: parsed.in_reply_to,
+              references: JSON.stringify(parsed.references), text: parsed.text, html: parsed.html, headers: JSON.stringify(parsed.headers),
+              size: raw.length, raw_sha256: rawSha, received_at: at, parse_warnings: JSON.stringify(parsed.warnings),
+              // What this inbox asked or answered (a2a/): how a requester's wait and lists find it by correlation id.
+              a2a: outboundA2a(parsed.attachments),
+            };
+          }),
+          opts: { json: ['to', 'cc', 'reply_to', 'references', 'headers', 'parse_warnings', 'a2a'], returning: true },
+        },
+        {
+          table: 'attachments',
+          rows: go.flatMap((i) => items[i].parsed.attachments.map((a, n) => ({
+            id: newId('att'), message_id: items[i].id, position: n, filename: a.filename, content_type: a.content_type,
+            disposition: a.disposition, content_id: a.content_id, size: a.content.length, sha256: items[i].attachmentShas[n],
+          }))),
+          opts: { returning: true },
+        },
+        {
+          table: 'outbound_recipients',
+          rows: go.flatMap((i) => items[i].composed.recipients.map((r) => {
+            const why = suppressedOf.get(i)!.get(addressKey(r.address));
+            return {
+              id: newId('rcp'), message_id: items[i].id, kind: r.kind, address: r.address, domain: domainOf(r.address),
+              status: (why ? 'suppressed' : 'queued') as RecipientStatus, response: why ? `suppressed: ${why}` : null,
+              next_attempt_at: scheduledOf.get(i) ?? null, updated_at: items[i].now,
+            };
+          })),
+          opts: { returning: true },
+        },
+        {
+          table: 'events',
+          rows: eventRows(go.flatMap((i) => {
+            const it = items[i];
+            const base = { inbox_id: it.inboxId, message_id: it.id, thread_id: threadOf.get(i)!, trace_id: it.traceId };
+            return [
+              { type: 'message.queued' as const, ...base, data: { recipients: sendableOf(i).map((r) => r.address), idempotency_key: it.key } },
+              ...[...suppressedOf.get(i)!].map(([address, reason]) => ({ type: 'message.suppressed' as const, ...base, data: { recipient: address, reason, cancelled: false } })),
+            ];
+          }), now),
+          opts: { json: ['data'] },
+        },
+      ]);
+      // Back as JSON: the timestamps the answers read become Dates again, as a SELECT gives them.
+      const messageRows = messageJson.map((m) => revive(m, ['date', 'received_at', 'created_at']) as unknown as MessageRow);
+      const attachmentRows = attachmentJson as unknown as AttachmentRow[];
+      const recipientRows = recipientJson.map((r) => revive(r, ['next_attempt_at', 'updated_at', 'sent_at']) as unknown as RecipientRow);
       await boss.insert(QUEUES.send, go.map((i) => ({
         id: outboundOf.get(items[i].id)!.job_id!, data: { message_id: items[i].id }, startAfter: scheduledOf.get(i) ?? undefined, heartbeatSeconds: 10,
       })), { db: inTransaction(trx) });

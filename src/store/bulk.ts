@@ -66,18 +66,73 @@ export async function bulkInsert(
     if (opts.returning) for (const row of r.rows) out.push(opts.returning === 'id' ? row.id : row);
   };
   for (const row of rows) {
-    let s = '{';
-    for (let i = 0; i < columns.length; i++) {
-      const v = row[columns[i]];
-      s += `${i ? ',' : ''}${names[i]}:${json.has(columns[i]) ? (v ?? 'null') : encode(v)}`;
-    }
-    s += '}';
+    const s = encodeRow(row, columns, names, json);
     if (size && size + s.length > MAX_PAYLOAD_CHARS) await flush();
     parts.push(s);
     size += s.length + 1;
   }
   await flush();
   return opts.returning ? out : undefined;
+}
+
+function encodeRow(row: Record<string, unknown>, columns: string[], names: string[], json: Set<string>): string {
+  let s = '{';
+  for (let i = 0; i < columns.length; i++) {
+    const v = row[columns[i]];
+    s += `${i ? ',' : ''}${names[i]}:${json.has(columns[i]) ? (v ?? 'null') : encode(v)}`;
+  }
+  return `${s}}`;
+}
+
+export interface InsertPart {
+  table: keyof Database & string;
+  rows: Record<string, unknown>[];
+  opts?: BulkOptions & { returning?: boolean };
+}
+
+/**
+ * Several bulk inserts that do not depend on each other's results, in one statement (one
+ * data-modifying CTE each): one round trip instead of one per table. On PGlite a transaction holds
+ * the database for every round trip to the main thread and back, and a send group's inserts were
+ * most of its transaction (bench/README.md). Foreign keys between the parts hold: PostgreSQL checks
+ * them at the end of the statement, when every part's rows are in. Answers, for each part with
+ * `returning`, its rows as stored — as JSON (`to_jsonb`), so timestamps come back as ISO strings
+ * and the caller revives the ones it reads. Parts too large for one payload go one by one.
+ */
+export async function bulkInsertAll(db: Kysely<Database>, parts: InsertPart[]): Promise<Record<string, unknown>[][]> {
+  const out = parts.map((): Record<string, unknown>[] => []);
+  const live = parts.flatMap((p, i) => (p.rows.length ? [i] : []));
+  const payloads = new Map(live.map((i) => {
+    const { rows, opts = {} } = parts[i];
+    const columns = Object.keys(rows[0]);
+    const names = columns.map((c) => JSON.stringify(c));
+    const json = new Set(opts.json ?? []);
+    return [i, { columns, payload: `[${rows.map((r) => encodeRow(r, columns, names, json)).join(',')}]` }];
+  }));
+  if ([...payloads.values()].reduce((n, p) => n + p.payload.length, 0) > MAX_PAYLOAD_CHARS) {
+    for (const i of live) {
+      const { table, rows, opts = {} } = parts[i];
+      if (opts.returning) out[i] = (await bulkInsert(db, table, rows, { ...opts, returning: '*' })).map((r) => JSON.parse(JSON.stringify(r)));
+      else await bulkInsert(db, table, rows, { ...opts, returning: undefined });
+    }
+    return out;
+  }
+  if (!live.length) return out;
+  const ctes = live.map((i) => {
+    const { table, opts = {} } = parts[i];
+    const { columns, payload } = payloads.get(i)!;
+    const cols = sql.join(columns.map((c) => sql.ref(c)));
+    const conflict = opts.onConflictDoNothing ? sql` ON CONFLICT (${sql.join(opts.onConflictDoNothing.map((c) => sql.ref(c)))}) DO NOTHING` : sql``;
+    const returning = opts.returning ? sql` RETURNING *` : sql``;
+    return sql`${sql.raw(`p${i}`)} AS (INSERT INTO ${sql.table(table)} (${cols}) SELECT ${cols} FROM jsonb_populate_recordset(NULL::${sql.table(table)}, ${payload}::jsonb)${conflict}${returning})`;
+  });
+  const back = live.filter((i) => parts[i].opts?.returning);
+  const select = back.length
+    ? sql.join(back.map((i) => sql`SELECT ${sql.lit(i)}::int AS part, to_jsonb(${sql.raw(`p${i}`)}) AS row FROM ${sql.raw(`p${i}`)}`), sql` UNION ALL `)
+    : sql`SELECT NULL::int AS part, NULL::jsonb AS row WHERE false`;
+  const r = await sql<{ part: number; row: Record<string, unknown> }>`${sql.raw(PREPARE_MARK)}WITH ${sql.join(ctes)} ${select}`.execute(db);
+  for (const { part, row } of r.rows) out[part].push(row);
+  return out;
 }
 
 /**

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { BlobStore } from '../store/blobs.ts';
 import type { Store } from '../store/database.ts';
 import { ThreadPool } from '../threads/pool.ts';
+import { toBuffer } from '../threads/serve.ts';
 import { analyzeMessages, type Analysis, type AnalyzeInput, type AuthOptions } from './analyze.ts';
 
 /**
@@ -75,7 +76,7 @@ export class ThreadPoolAnalyzer implements Analyzer {
     for (const r of results) {
       for (const a of r.attachments) {
         if (a.sha256 !== null || !a.content) continue;
-        a.sha256 = await this.#blobs.put(Buffer.from(a.content.buffer, a.content.byteOffset, a.content.byteLength));
+        a.sha256 = await this.#blobs.put(toBuffer(a.content));
         delete a.content;
       }
     }

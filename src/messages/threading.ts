@@ -91,21 +91,13 @@ export async function assignThreads(trx: Kysely<Database>, items: ThreadCandidat
 }
 
 /**
- * New conversations started by messages Mailroom composes itself (sends that are not replies).
- * Their Message-IDs were just generated, so nothing can reference them yet and there is nothing to
- * look up: the threads are created without `assignThreads`'s per-inbox lock, which otherwise made
- * every send of one inbox wait for the previous send's commit (bench/outbound.ts on PostgreSQL).
- * Two statements for any number of them. Returns the thread ids, in order.
+ * New conversations started by messages Mailroom composes itself (sends that are not replies):
+ * their threads and thread_refs rows, for the send group to insert with its other rows (store/bulk.ts
+ * `bulkInsertAll`). Their Message-IDs were just generated, so nothing can reference them yet and
+ * there is nothing to look up: the threads are created without `assignThreads`'s per-inbox lock,
+ * which otherwise made every send of one inbox wait for the previous send's commit
+ * (bench/outbound.ts on PostgreSQL). The thread ids are in the order of `items`.
  */
-export async function openThreads(trx: Kysely<Database>, items: { inboxId: string; subject: string | null; at: Date; ownId: string }[]): Promise<string[]> {
-  const { ids, threads, refs } = newThreads(items);
-  if (!items.length) return ids;
-  await bulkInsert(trx, 'threads', threads);
-  await bulkInsert(trx, 'thread_refs', refs);
-  return ids;
-}
-
-/** `openThreads`'s rows, for a writer that inserts them together with others (store/bulk.ts `bulkInsertAll`). */
 export function newThreads(items: { inboxId: string; subject: string | null; at: Date; ownId: string }[]) {
   const ids = items.map(() => newId('thr'));
   return {

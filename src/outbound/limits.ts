@@ -223,23 +223,14 @@ export class Limits {
     await trx.updateTable('rate_usage').set({ at: now }).where('message_id', 'in', messageIds).where('at', '>', now).execute();
   }
 
-  /** Without consuming anything: when would these recipients be admitted? null = now. For `scheduled_at`. */
-  async predict(s: Sender, addresses: string[], now: Date): Promise<Date | null> {
-    return (await this.predictMany([{ sender: s, addresses }], now))[0];
-  }
-
-  /** `predict` for several sends at once (a group of API requests), each judged on its own against the windows as they are. */
-  async predictMany(sends: { sender: Sender; addresses: string[] }[], now: Date): Promise<(Date | null)[]> {
-    const at = await this.predictor(sends, now);
-    return Promise.all(sends.map(({ sender, addresses }) => at(sender, addresses)));
-  }
-
   /**
-   * Reads what predicting these sends needs — the policies, then one count for every window any of
-   * their recipients draws on — and answers a function that predicts a send from it, reading again
-   * only for a full window (when does its slot free?). A send group calls this beside its other
-   * reads, before it knows which recipients are suppressed, then predicts each send for the rest:
-   * a count read for a recipient that is dropped later is one row more in a statement it makes anyway.
+   * Without consuming anything: when would a send's recipients be admitted (null = now)? For a
+   * send's `scheduled_at` and its job's start. Reads what predicting these sends needs (the
+   * policies, then one count for every window any of their recipients draws on) and answers a
+   * function that predicts a send from it, reading again only for a full window (when does its
+   * slot free?). A send group calls this beside its other reads, before it knows which recipients
+   * are suppressed, then predicts each send for the rest: a count read for a recipient dropped
+   * later is one row more in a statement it makes anyway.
    */
   async predictor(sends: { sender: Sender; addresses: string[] }[], now: Date): Promise<(sender: Sender, addresses: string[]) => Promise<Date | null>> {
     const policies = await this.#db.selectFrom('rate_policies').selectAll().execute();

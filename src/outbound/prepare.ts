@@ -13,8 +13,8 @@ import { dkimSignature, type DkimKey } from './dkim.ts';
  * 1.5–2 ms of CPU per message (an RSA-2048 signature alone is most of it), which on the main
  * thread held up every HTTP request and every database round trip behind it: at a few hundred
  * sends a second the main thread was the busiest part of Mailroom (bench/README.md, "Outbound").
- * So a running Mailroom does it on worker threads (`createPreparer`); `inlinePreparer` does it on
- * the calling thread.
+ * So a running Mailroom does it on worker threads (`createPreparer`); `prepareSend` is the work
+ * itself, on whichever thread calls it.
  */
 export interface PrepareJob {
   content: SendContent;
@@ -55,8 +55,6 @@ export interface Preparer {
   prepare(job: PrepareJob): Promise<Prepared>;
   close(): Promise<void>;
 }
-
-export const inlinePreparer: Preparer = { prepare: prepareSend, close: async () => {} };
 
 export class ThreadPreparer implements Preparer {
   readonly #pool: ThreadPool<PrepareJob, Prepared>;

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
 import { startDns, type TestDns } from './helpers/dns.ts';
 import { startSink, type Sink } from './helpers/sink.ts';
+import { Limits } from '../src/outbound/limits.ts';
 
 /**
  * Shared rate limits (issue 3): budgets held in the database and enforced before a message reaches
@@ -110,6 +111,29 @@ for (const engine of ENGINES) {
       } finally {
         mx.delayMs = 0;
         await m.api('DELETE', `/v1/limits/${policy.id}`);
+      }
+    });
+
+    test('a send left in flight by a worker that died is re-dated when tried again (limits.restart): its slot frees a window later, not when the in-flight hold expires', async () => {
+      const policy = (await m.api('POST', '/v1/limits', { scope: 'recipient_domain', match: 'restart.example', max: 1, window_seconds: 1 })).body;
+      try {
+        const limits = new Limits(m.store.db);
+        const sender = { inboxId: 'ibx_restart', domain: 'mailroom.test', domainCreatedAt: null };
+        const admit = async (n: number) => (await m.store.db.transaction().execute((trx) => limits.admit(trx, [
+          { id: `rcp_restart_${n}`, address: `r${n}@restart.example`, sender, messageId: `msg_restart_${n}` },
+        ]))).admitted.length;
+        assert.equal(await admit(0), 1);
+        // Admitted and never answered (its worker died): the attempt holds the window as in flight,
+        // long after a window has passed.
+        await new Promise((r) => setTimeout(r, 1300));
+        assert.equal(await admit(1), 0, 'held while in flight');
+        // The retry re-dates the attempt to now: it counts for one window from now, then frees.
+        await m.store.db.transaction().execute((trx) => limits.restart(trx, ['msg_restart_0'], new Date()));
+        assert.equal(await admit(2), 0, 'counted for a window from the restart');
+        await new Promise((r) => setTimeout(r, 1300));
+        assert.equal(await admit(3), 1, 'free a window after the restart');
+      } finally {
+        assert.equal((await m.api('DELETE', `/v1/limits/${policy.id}`)).status, 204);
       }
     });
 

@@ -30,7 +30,8 @@ export interface PrepareJob {
 }
 
 export interface Prepared {
-  composed: Composed;
+  /** What composing decided (Message-ID, recipients, subject); its bytes are in `raw`, not repeated. */
+  composed: Omit<Composed, 'raw'>;
   /** The message as sent: DKIM-Signature (when signed), then the composed bytes. */
   raw: Buffer;
   parsed: ParsedMessage;
@@ -47,8 +48,9 @@ export async function prepareSend(job: PrepareJob): Promise<Prepared> {
       }
       : undefined,
   });
-  const raw = job.dkim ? Buffer.concat([await dkimSignature(composed.raw, job.dkim.domain, job.dkim.key), composed.raw]) : composed.raw;
-  return { composed, raw, parsed: await parseMessage(raw) };
+  const { raw: unsigned, ...fields } = composed;
+  const raw = job.dkim ? Buffer.concat([await dkimSignature(unsigned, job.dkim.domain, job.dkim.key), unsigned]) : unsigned;
+  return { composed: fields, raw, parsed: await parseMessage(raw) };
 }
 
 export interface Preparer {
@@ -67,7 +69,7 @@ export class ThreadPreparer implements Preparer {
     const r = await this.#pool.run(job);
     // Structured clone turned every Buffer into a Uint8Array.
     return {
-      composed: { ...r.composed, raw: toBuffer(r.composed.raw) },
+      composed: r.composed,
       raw: toBuffer(r.raw),
       parsed: { ...r.parsed, attachments: r.parsed.attachments.map((a) => ({ ...a, content: toBuffer(a.content) })) },
     };

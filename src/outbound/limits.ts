@@ -169,7 +169,8 @@ export class Limits {
     // this admission earlier than it happened and let the next one in too soon.
     const now = new Date();
     const state = new Map<string, { used: number; cap: number }>();
-    for (const [id, { p, key, sender }] of pairs) state.set(id, { used: await usedIn(trx, p, key, now), cap: capOf(p, sender, now) });
+    // The windows are counted side by side (one turn of the embedded database's thread for all).
+    await Promise.all([...pairs].map(async ([id, { p, key, sender }]) => state.set(id, { used: await usedIn(trx, p, key, now), cap: capOf(p, sender, now) })));
     const admitted: U[] = [];
     const blocked: (U & { at: Date })[] = [];
     for (const u of units) {

@@ -8,19 +8,22 @@ import type { Database } from '../store/schema.ts';
  * Queues each message's next run (or none, when every recipient is final) and makes it the live
  * job, in the transaction that commits the state it is derived from. A constant number of
  * statements for any number of messages (the send worker settles a batch of jobs per transaction):
- * one read of when each is next due, one update for those that are done, one job insert and one
- * update for the rest.
+ * one that reads when each is next due and clears the messages that are done (a data-modifying
+ * CTE: the common case, every recipient final, is one round trip), then, for the rest, one job
+ * insert and one update.
  */
 export async function scheduleNextRuns(trx: Kysely<Database>, boss: PgBoss, messageIds: string[], now: Date): Promise<Map<string, Date>> {
   const out = new Map<string, Date>();
   if (!messageIds.length) return out;
-  const rows = await trx.selectFrom('outbound_recipients')
-    .select(['message_id', sql<Date>`min(coalesce(next_attempt_at, ${now}))`.as('next')])
-    .where('message_id', 'in', messageIds).where('status', 'in', ['queued', 'deferred'])
-    .groupBy('message_id').execute();
+  const rows = await trx
+    .with('due', (db) => db.selectFrom('outbound_recipients')
+      .select(['message_id', sql<Date>`min(coalesce(next_attempt_at, ${now}))`.as('next')])
+      .where('message_id', 'in', messageIds).where('status', 'in', ['queued', 'deferred'])
+      .groupBy('message_id'))
+    .with('done', (db) => db.updateTable('outbound').set({ next_attempt_at: null, job_id: null })
+      .where('id', 'in', messageIds).where('id', 'not in', (eb) => eb.selectFrom('due').select('message_id')))
+    .selectFrom('due').select(['message_id', 'next']).execute();
   for (const r of rows) out.set(r.message_id, new Date(r.next));
-  const done = messageIds.filter((id) => !out.has(id));
-  if (done.length) await trx.updateTable('outbound').set({ next_attempt_at: null, job_id: null }).where('id', 'in', done).execute();
   await scheduleRunsAt(trx, boss, [...out].map(([messageId, at]) => ({ messageId, at })));
   return out;
 }

@@ -36,6 +36,7 @@ import { startOrchestrator, type Orchestrator } from './orchestrator/index.ts';
 import type { AgentRegistry } from './orchestrator/roles.ts';
 import type { EngineOptions } from './orchestrator/engine.ts';
 import { TokenCache } from './auth/tokens.ts';
+import { ChangeListener } from './store/change-notices.ts';
 
 /**
  * The composition root: opens the store, starts the job engine, the SMTP server and the HTTP API,
@@ -113,7 +114,15 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     // Sending (and webhooks) use one resolver (MAILROOM_DNS_SERVERS).
     const resolver = createResolver(config.outbound.dnsServers);
 
-    const inboxes = new Inboxes(store.db, config.domains, { soleWriter: store.engine === 'pglite' });
+    // On PostgreSQL, tokens and inbox rows are cached by every process, which hear each other's
+    // changes (store/change-notices.ts); embedded, this process is the sole writer.
+    let notices: ChangeListener | null = null;
+    if (store.postgres) {
+      notices = new ChangeListener(store.postgres, log);
+      cleanups.push(() => notices!.close());
+      await notices.start();
+    }
+    const inboxes = new Inboxes(store.db, config.domains, { soleWriter: store.engine === 'pglite', notices });
     const messages = new Messages(store.db, store.blobs, inboxes);
 
     // Sending: every served domain has a DKIM key from the first start on.
@@ -179,7 +188,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       waitMaxSeconds: config.events.waitMaxSeconds,
       db: store.db,
       // Embedded: this process is the database's only writer (data-dir lock), so cached tokens are exact.
-      tokenCache: store.engine === 'pglite' ? new TokenCache() : null,
+      tokenCache: new TokenCache(notices),
       inboxes,
       messages,
       outbox,

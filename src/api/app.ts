@@ -40,7 +40,7 @@ import { consoleRoutes } from '../console/routes.ts';
 
 export interface ApiDeps {
   db: Kysely<Database>;
-  /** Embedded mode only (the process is the sole writer): see auth/tokens.ts TokenCache. */
+  /** Tokens by hash (auth/tokens.ts TokenCache): exact embedded, kept exact across processes on PostgreSQL by change notices. */
   tokenCache: TokenCache | null;
   inboxes: Inboxes;
   messages: Messages;

@@ -1,7 +1,9 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { MailroomError, notFound } from '../errors.ts';
 import { newId } from '../ids.ts';
+import { changeNotice, type ChangeNotices } from '../store/change-notices.ts';
 import type { Database, TokenRow } from '../store/schema.ts';
+import { SharedCache } from '../store/shared-cache.ts';
 import { SCOPES, type Principal, type Scope } from './scopes.ts';
 import { displayPrefix, generateToken, hashToken } from './token-format.ts';
 
@@ -78,49 +80,40 @@ export async function tokenById(db: Kysely<Database>, id: string): Promise<Token
 }
 
 /**
- * Principals by token hash, only for a process that is the database's sole writer (embedded mode,
- * guaranteed by the data-dir lock): there every API request would otherwise queue a token lookup on
- * PGlite's single connection (about 0.7 ms each at send rates, bench/README.md "Outbound"). Tokens
- * change only by revocation, which goes through `revokeToken` with this cache and drops the entry;
- * unknown tokens are not cached (a token created later must work). On PostgreSQL another process may
- * revoke a token at any moment, so every request asks the database.
+ * Principals by token hash (store/shared-cache.ts): every API request would otherwise read its
+ * token (about 0.7 ms each on PGlite's one session at send rates, bench/README.md "Outbound"; a
+ * round trip on PostgreSQL). Tokens change only by revocation, which goes through `revokeToken`:
+ * it drops the entry here and, on PostgreSQL, notifies every other process with the change.
+ * Unknown tokens are not cached (a token created later must work).
  */
 type CachedToken = { id: string; scopes: unknown; inbox_ids: string[] | null; last_used_at: Date | null };
 
-export class TokenCache {
+export class TokenCache extends SharedCache<CachedToken> {
   static readonly MAX = 10_000;
-  readonly #byHash = new Map<string, CachedToken>();
 
-  get(hash: string) {
-    return this.#byHash.get(hash);
-  }
-
-  set(hash: string, row: CachedToken): void {
-    // Bounded: the oldest entry goes first (Map keeps insertion order).
-    if (this.#byHash.size >= TokenCache.MAX) this.#byHash.delete(this.#byHash.keys().next().value!);
-    this.#byHash.set(hash, row);
-  }
-
-  forget(tokenId: string): void {
-    for (const [hash, row] of this.#byHash) if (row.id === tokenId) this.#byHash.delete(hash);
+  constructor(notices: ChangeNotices | null = null) {
+    super({ max: TokenCache.MAX, notices, topic: 'token', idOf: (t) => t.id });
   }
 }
 
 export async function revokeToken(db: Kysely<Database>, id: string, cache: TokenCache | null = null): Promise<TokenView> {
   cache?.forget(id);
+  // One statement: the revocation and its notice to the other processes commit together.
   const row = await db
-    .updateTable('tokens')
-    .set({ revoked_at: new Date() })
-    .where('id', '=', id)
-    .returningAll()
+    .with('revoked', (q) => q.updateTable('tokens').set({ revoked_at: new Date() }).where('id', '=', id).returningAll())
+    .selectFrom('revoked')
+    .selectAll()
+    .select(changeNotice('token', sql.ref('revoked.id')).as('notice'))
     .executeTakeFirst();
   if (!row) throw notFound('token');
-  return toTokenView(row);
+  const { notice: _, ...token } = row;
+  return toTokenView(token);
 }
 
 /** Resolves a bearer secret to a principal, or null for an unknown or revoked token. */
 export async function authenticate(db: Kysely<Database>, secret: string, cache: TokenCache | null = null): Promise<Principal | null> {
   const hash = hashToken(secret);
+  const stamp = cache?.stamp() ?? 0;
   const row = cache?.get(hash) ?? await db
     .selectFrom('tokens')
     .select(['id', 'scopes', 'inbox_ids', 'last_used_at'])
@@ -133,7 +126,7 @@ export async function authenticate(db: Kysely<Database>, secret: string, cache: 
     row.last_used_at = new Date();
     await db.updateTable('tokens').set({ last_used_at: row.last_used_at }).where('id', '=', row.id).execute();
   }
-  cache?.set(hash, row);
+  cache?.set(hash, row, stamp);
   return {
     tokenId: row.id,
     scopes: new Set(row.scopes as Scope[]),

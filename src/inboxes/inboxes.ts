@@ -4,7 +4,9 @@ import { MailroomError, notFound } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { canSeeInbox, type Principal } from '../auth/scopes.ts';
 import { clampLimit, decodeCursor, toPage, type Page, type PageRequest } from '../store/pagination.ts';
+import { changeNotice, type ChangeNotices } from '../store/change-notices.ts';
 import type { Database, InboxRow } from '../store/schema.ts';
+import { SharedCache } from '../store/shared-cache.ts';
 import { generateUsername, RESERVED, validUsername } from './usernames.ts';
 
 /** Inboxes: the domain functions and all their SQL. */
@@ -68,26 +70,30 @@ export class Inboxes {
    */
   readonly #addressCache: Map<string, string | null> | null;
   /**
-   * Live inbox rows by id, under the same condition and for the same reason: every send reads its
-   * inbox, and on PGlite each read queues on the one connection (about 1 ms at send rates,
-   * bench/README.md "Outbound"). `update` and `delete` keep it exact.
+   * Live inbox rows by id (store/shared-cache.ts): every send reads its inbox, and on PGlite each
+   * read queues on the one session (about 1 ms at send rates, bench/README.md "Outbound"), on
+   * PostgreSQL it is a round trip. `update` and `delete` drop the entry and, on PostgreSQL, notify
+   * every other process (change-notices.ts).
    */
-  readonly #rowCache: Map<string, InboxRow> | null;
+  readonly #rowCache: SharedCache<InboxRow>;
   /** Inboxes being or been deleted: never cached again, so a read racing the delete cannot bring the row back (ids are never reused). */
   readonly #gone = new Set<string>();
   static readonly MAX_CACHED_ROWS = 10_000;
 
-  constructor(db: Kysely<Database>, domains: string[], opts: { soleWriter?: boolean } = {}) {
+  constructor(db: Kysely<Database>, domains: string[], opts: { soleWriter?: boolean; notices?: ChangeNotices | null } = {}) {
     this.#db = db;
     this.#domains = domains;
     this.#addressCache = opts.soleWriter ? new Map() : null;
-    this.#rowCache = opts.soleWriter ? new Map() : null;
+    this.#rowCache = new SharedCache({ max: Inboxes.MAX_CACHED_ROWS, notices: opts.notices ?? null, topic: 'inbox', idOf: (r) => r.id });
+    this.#cacheRows = Boolean(opts.soleWriter || opts.notices);
   }
 
-  #remember(row: InboxRow): void {
-    if (!this.#rowCache || this.#gone.has(row.id)) return;
-    if (this.#rowCache.size >= Inboxes.MAX_CACHED_ROWS) this.#rowCache.delete(this.#rowCache.keys().next().value!);
-    this.#rowCache.set(row.id, row);
+  /** Rows are cached by the sole writer, or by a process that hears the others' changes. */
+  readonly #cacheRows: boolean;
+
+  #remember(row: InboxRow, stamp: number): void {
+    if (!this.#cacheRows || this.#gone.has(row.id)) return;
+    this.#rowCache.set(row.id, row, stamp);
   }
 
   get domains(): readonly string[] {
@@ -195,17 +201,20 @@ export class Inboxes {
 
   async #visibleRow(p: Principal, id: string): Promise<InboxRow> {
     if (!canSeeInbox(p, id)) throw notFound('inbox');
-    const cached = this.#rowCache?.get(id);
+    const cached = this.#rowCache.get(id);
     if (cached) return cached;
+    const stamp = this.#rowCache.stamp();
     const row = await this.#db.selectFrom('inboxes').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
     if (!row) throw notFound('inbox');
-    this.#remember(row);
+    this.#remember(row, stamp);
     return row;
   }
 
   async update(p: Principal, id: string, patch: { display_name?: string | null; metadata?: Record<string, unknown>; marketing?: boolean; injection_policy?: CreateInboxInput['injection_policy'] }): Promise<InboxView> {
     await this.#visibleRow(p, id);
-    const row = await this.#db
+    this.#rowCache.forget(id);
+    // One statement: the change and its notice to the other processes commit together.
+    const row = await this.#db.with('changed', (db) => db
       .updateTable('inboxes')
       .set({
         ...(patch.display_name !== undefined ? { display_name: patch.display_name } : {}),
@@ -216,11 +225,12 @@ export class Inboxes {
       })
       .where('id', '=', id)
       .where('deleted_at', 'is', null)
-      .returningAll()
+      .returningAll())
+      .selectFrom('changed').selectAll().select(changeNotice('inbox', sql.ref('changed.id')).as('notice'))
       .executeTakeFirst();
     if (!row) throw notFound('inbox');
-    this.#remember(row);
-    return toInboxView(row);
+    const { notice: _, ...changed } = row;
+    return toInboxView(changed);
   }
 
   /**
@@ -230,12 +240,11 @@ export class Inboxes {
   async delete(p: Principal, id: string): Promise<void> {
     const row = await this.#visibleRow(p, id);
     this.#addressCache?.set(row.address, null);
-    if (this.#rowCache) {
-      this.#gone.add(id);
-      this.#rowCache.delete(id);
-    }
+    this.#gone.add(id);
+    this.#rowCache.forget(id);
     await this.#db.transaction().execute(async (trx) => {
       await trx.updateTable('inboxes').set({ deleted_at: new Date(), client_id: null }).where('id', '=', id).execute();
+      await sql`SELECT ${changeNotice('inbox', id)}`.execute(trx);
       await appendEvents(trx, [{ type: 'inbox.deleted', inbox_id: id, data: { address: row.address } }]);
     });
   }

@@ -136,7 +136,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
     let publicUrl = config.outbound.publicUrl ?? '';
     const preparer = createPreparer();
     cleanups.push(() => preparer.close());
-    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, unsubscribe, publicUrl: () => publicUrl, config: config.outbound, singleConnection: store.engine === 'pglite', preparer });
+    const outbox = new Outbox({ db: store.db, blobs: store.blobs, boss, inboxes, messages, domains, limits, unsubscribe, publicUrl: () => publicUrl, config: config.outbound, preparer });
     await startSendWorker({ store, boss, transports, limits, config, log });
     await startReportWorker({ store, log, unsubscribe, bounceRate: config.outbound.bounceRate }, boss);
     // Drafts: approved ones are sent by draft-send jobs (or by their campaign run).

@@ -8,7 +8,7 @@ import { MailroomError, notFound } from '../errors.ts';
 import { eventRows } from '../events/events.ts';
 import { newId } from '../ids.ts';
 import type { Inboxes } from '../inboxes/inboxes.ts';
-import { inTransaction, QUEUES } from '../jobs/boss.ts';
+import { inTransactionPrepared, QUEUES } from '../jobs/boss.ts';
 import { assignThreads, newThreads } from '../messages/threading.ts';
 import { toView, type Messages } from '../messages/messages.ts';
 import type { ParsedMessage } from '../mime/parse.ts';
@@ -151,8 +151,6 @@ export interface OutboxDeps {
   /** Where recipients reach this server over HTTP (one-click unsubscribe links). */
   publicUrl: () => string;
   config: Config['outbound'];
-  /** The store has one connection (PGlite): statements queue, whoever sends them. */
-  singleConnection: boolean;
   /** Composes, signs and parses (on worker threads in a running Mailroom). */
   preparer: Preparer;
 }
@@ -160,15 +158,16 @@ export interface OutboxDeps {
 export class Outbox {
   readonly #d: OutboxDeps;
   /**
-   * Concurrent sends are stored together (store/group-commit.ts). On PostgreSQL two groups run at
-   * once, on separate connections, so one can read while another commits; PGlite has one connection,
-   * where a second group would only queue behind the first and leave it smaller.
+   * Concurrent sends are stored together (store/group-commit.ts), one group at a time: the next
+   * group gathers while this one commits. On PGlite a second group would only queue behind the
+   * first; on PostgreSQL two at once made groups half as big for the same work per group, and
+   * PostgreSQL's CPU per send is what a busy server runs out of (bench/README.md, "Fewer round trips").
    */
   readonly #group: GroupCommit<PreparedSend, SendResult | typeof KEY_TAKEN>;
 
   constructor(deps: OutboxDeps) {
     this.#d = deps;
-    this.#group = new GroupCommit((items) => this.#writeGroup(items), { maxGroup: 64, maxInflight: deps.singleConnection ? 1 : 2 });
+    this.#group = new GroupCommit((items) => this.#writeGroup(items), { maxGroup: 64, maxInflight: 1 });
   }
 
   /** `POST /v1/inboxes/{id}/messages`. */
@@ -393,7 +392,7 @@ export class Outbox {
       const recipientRows = recipientJson.map((r) => revive(r, ['next_attempt_at', 'updated_at', 'sent_at']) as unknown as RecipientRow);
       await boss.insert(QUEUES.send, go.map((i) => ({
         id: outboundOf.get(items[i].id)!.job_id!, data: { message_id: items[i].id }, startAfter: scheduledOf.get(i) ?? undefined, heartbeatSeconds: 10,
-      })), { db: inTransaction(trx) });
+      })), { db: inTransactionPrepared(trx) });
       // 5. The answers, from the rows as written (RETURNING): no statement reads them back.
       const attsOf = Map.groupBy(attachmentRows, (a) => a.message_id);
       const rcptsOf = Map.groupBy(recipientRows.toSorted((a, b) => (a.id < b.id ? -1 : 1)), (r) => r.message_id);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
-import { inTransaction, QUEUES } from '../jobs/boss.ts';
+import { inTransactionPrepared, QUEUES } from '../jobs/boss.ts';
 import type { Database } from '../store/schema.ts';
 
 /**
@@ -32,7 +32,8 @@ export async function scheduleNextRuns(trx: Kysely<Database>, boss: PgBoss, mess
 export async function scheduleRunsAt(trx: Kysely<Database>, boss: PgBoss, runs: { messageId: string; at: Date }[]): Promise<void> {
   if (!runs.length) return;
   const jobs = runs.map((r) => ({ id: randomUUID(), data: { message_id: r.messageId }, startAfter: r.at, heartbeatSeconds: 10 }));
-  await boss.insert(QUEUES.send, jobs, { db: inTransaction(trx) });
+  // A fixed text (one queue, the same options): a named prepared statement on PostgreSQL.
+  await boss.insert(QUEUES.send, jobs, { db: inTransactionPrepared(trx) });
   const values = jobs.map((j) => sql`(${j.data.message_id}, ${j.id}, ${j.startAfter.toISOString()}::timestamptz)`);
   await sql`UPDATE outbound AS o SET next_attempt_at = v.at, job_id = v.job FROM (VALUES ${sql.join(values)}) AS v(id, job, at) WHERE o.id = v.id`.execute(trx);
 }

@@ -276,10 +276,10 @@ async function applyOutcomes(trx: Kysely<Database>, rows: OutcomeRow[], at: Date
 }
 
 export async function startSendWorker(sendDeps: SendDeps): Promise<void> {
-  // Outcomes of every batch of this process share group commits; on PGlite's one connection one at a time.
+  // Outcomes of every batch of this process share group commits, one at a time (as the send API's, outbox.ts).
   const deps: WorkerDeps = {
     ...sendDeps,
-    outcomes: new GroupCommit((group) => writeOutcomes(sendDeps, group), { maxGroup: SEND_CONCURRENCY, maxInflight: sendDeps.store.engine === 'pglite' ? 1 : 2 }),
+    outcomes: new GroupCommit((group) => writeOutcomes(sendDeps, group), { maxGroup: SEND_CONCURRENCY, maxInflight: 1 }),
   };
   if (deps.store.engine === 'pglite') await retryOrphanedJobs(deps.store, deps.boss, deps.log, QUEUES.send);
   await deps.boss.work<SendJob>(

@@ -145,12 +145,16 @@ describe('sdk: verifyWebhook (Standard Webhooks)', () => {
     await rejects(verifyWebhook(headersFor(sig, ts), body.replace('evt_1', 'evt_2'), secret), /no matching signature/);
     await rejects(verifyWebhook(headersFor(sig, ts), body, newSecret()), /no matching signature/);
     await rejects(verifyWebhook(headersFor(sig, ts, 'msg_other'), body, secret), /no matching signature/);
+    // The clock pinned to `ts`: one second off the tolerance on either side is refused, whenever
+    // the next second begins (unpinned, a verification in the next second took ts + 301 as within
+    // tolerance: CI failed so once).
+    const at = { now: ts * 1000 };
     const stale = ts - 301;
-    await rejects(verifyWebhook(headersFor(sign(secret, 'msg_wh_1', stale, body), stale), body, secret), /too old/);
+    await rejects(verifyWebhook(headersFor(sign(secret, 'msg_wh_1', stale, body), stale), body, secret, at), /too old/);
     const future = ts + 301;
-    await rejects(verifyWebhook(headersFor(sign(secret, 'msg_wh_1', future, body), future), body, secret), /future/);
+    await rejects(verifyWebhook(headersFor(sign(secret, 'msg_wh_1', future, body), future), body, secret, at), /future/);
     // Within a wider tolerance the stale one is fine: the signature itself was right.
-    await verifyWebhook(headersFor(sign(secret, 'msg_wh_1', stale, body), stale), body, secret, { toleranceSeconds: 600 });
+    await verifyWebhook(headersFor(sign(secret, 'msg_wh_1', stale, body), stale), body, secret, { ...at, toleranceSeconds: 600 });
     await rejects(verifyWebhook({ 'webhook-id': 'x', 'webhook-timestamp': String(ts) }, body, secret), /missing/);
     await rejects(verifyWebhook(headersFor('v2,abc', ts), body, secret), /no v1 signature/);
     await rejects(verifyWebhook(headersFor(sig.slice(0, -4) + 'AAA=', ts), body, secret), /no matching signature/);

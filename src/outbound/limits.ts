@@ -169,8 +169,9 @@ export class Limits {
     // this admission earlier than it happened and let the next one in too soon.
     const now = new Date();
     const state = new Map<string, { used: number; cap: number }>();
-    // The windows are counted side by side (one turn of the embedded database's thread for all).
-    await Promise.all([...pairs].map(async ([id, { p, key, sender }]) => state.set(id, { used: await usedIn(trx, p, key, now), cap: capOf(p, sender, now) })));
+    // One statement at a time: a transaction's connection takes no concurrent queries (node-postgres
+    // deprecates queueing them, and removes it in pg 9).
+    for (const [id, { p, key, sender }] of pairs) state.set(id, { used: await usedIn(trx, p, key, now), cap: capOf(p, sender, now) });
     const admitted: U[] = [];
     const blocked: (U & { at: Date })[] = [];
     for (const u of units) {
@@ -184,11 +185,12 @@ export class Limits {
       // Due when every full window has freed a slot. Sends admitted in this call are `now`, so a
       // slot they hold frees at now + span at the earliest.
       // The window of `id` has room when its (used - cap + 1)-th oldest send leaves it.
-      const at = Math.max(...await Promise.all(full.map(async (id) => {
+      let at = now.getTime();
+      for (const id of full) {
         const { p, key } = pairs.get(id)!;
         const st = state.get(id)!;
-        return st.cap > 0 ? Math.max(await freeAt(trx, p, key, now, st.used - st.cap), now.getTime()) : now.getTime() + spanMs(p);
-      })));
+        at = Math.max(at, st.cap > 0 ? await freeAt(trx, p, key, now, st.used - st.cap) : now.getTime() + spanMs(p));
+      }
       blocked.push({ ...u, at: new Date(at) });
     }
     // In flight until settled: dated ahead so that no window lets it go before its answer (above).

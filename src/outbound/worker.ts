@@ -139,40 +139,33 @@ export async function processSends(deps: WorkerDeps, jobs: SendJobRef[]): Promis
         else units.push({ id: r.id, address: r.address, sender: w.sender, messageId: w.o.id, r, w });
       }
     });
-    // Statements that do not need each other's answers are issued together (here and in
-    // writeOutcomes): on the embedded database they reach its thread in one go and run back to back
-    // without a turn of the main thread between them — the transaction holds PGlite's one session
-    // for every such turn (bench/README.md, "Fewer turns under the lock"). On a PostgreSQL
-    // connection they still run in order, one after the other.
-    const [, , { admitted, blocked, admittedAt }] = await Promise.all([
-      off.length ? trx.updateTable('outbound_recipients').set({ status: 'suppressed', updated_at: now }).where('id', 'in', off.map(({ r }) => r.id)).execute() : null,
-      // A recipient still `sending` was left by a worker that died or threw: its attempt ended now.
-      limits.restart(trx, [...new Set(dueOf.flatMap((due, i) => (due.some((r) => r.status === 'sending') ? [active[i].o.id] : [])))], now),
-      limits.admit(trx, units),
-    ]);
+    if (off.length) await trx.updateTable('outbound_recipients').set({ status: 'suppressed', updated_at: now }).where('id', 'in', off.map(({ r }) => r.id)).execute();
+    // A recipient still `sending` was left by a worker that died or threw: its attempt ended now.
+    await limits.restart(trx, [...new Set(dueOf.flatMap((due, i) => (due.some((r) => r.status === 'sending') ? [active[i].o.id] : [])))], now);
+    const { admitted, blocked, admittedAt } = await limits.admit(trx, units);
+    for (const b of blocked) {
+      await trx.updateTable('outbound_recipients').set({ next_attempt_at: b.at, updated_at: now }).where('id', '=', b.id).execute();
+    }
+    await appendEvents(trx, [
+      ...off.map(({ w, r, why }) => ({ type: 'message.suppressed' as const, ...w.base, data: { recipient: r.address, reason: why, cancelled: true } })),
+      ...blocked.map((b) => ({ type: 'message.deferred' as const, ...b.w.base, data: { recipient: b.address, reason: 'rate_limited', next_attempt_at: b.at.toISOString() } })),
+    ], now);
     // Only recipients still waiting go: one recalled or suppressed since `pending` was read (recall.ts,
-    // addSuppression) keeps its status and is not sent. The messages that have one going count an attempt.
-    const [taken] = await Promise.all([
-      admitted.length
-        ? trx.with('taken', (db) => db.updateTable('outbound_recipients').set((eb) => ({ status: 'sending', attempts: eb('attempts', '+', 1), updated_at: now }))
+    // addSuppression) keeps its status and is not sent. The messages that have one going count an
+    // attempt, in the same statement (a data-modifying CTE reading the first one's RETURNING rows).
+    const taken = admitted.length
+      ? new Set((await trx
+        .with('taken', (db) => db.updateTable('outbound_recipients').set((eb) => ({ status: 'sending', attempts: eb('attempts', '+', 1), updated_at: now }))
           .where('id', 'in', admitted.map((u) => u.id)).where('status', 'in', ['queued', 'deferred', 'sending']).returning(['id', 'message_id']))
-          .with('attempted', (db) => db.updateTable('outbound').set((eb) => ({ attempts: eb('attempts', '+', 1) }))
-            .where('id', 'in', (eb) => eb.selectFrom('taken').select('message_id')))
-          .selectFrom('taken').select('id').execute().then((rows) => new Set(rows.map((r) => r.id)))
-        : new Set<string>(),
-      ...blocked.map((b) => trx.updateTable('outbound_recipients').set({ next_attempt_at: b.at, updated_at: now }).where('id', '=', b.id).execute()),
-      appendEvents(trx, [
-        ...off.map(({ w, r, why }) => ({ type: 'message.suppressed' as const, ...w.base, data: { recipient: r.address, reason: why, cancelled: true } })),
-        ...blocked.map((b) => ({ type: 'message.deferred' as const, ...b.w.base, data: { recipient: b.address, reason: 'rate_limited', next_attempt_at: b.at.toISOString() } })),
-      ], now),
-    ]);
+        .with('attempted', (db) => db.updateTable('outbound').set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+          .where('id', 'in', (eb) => eb.selectFrom('taken').select('message_id')))
+        .selectFrom('taken').select('id').execute()).map((r) => r.id))
+      : new Set<string>();
     const go = Map.groupBy(admitted.filter((u) => taken.has(u.id)), (u) => u.w);
-    await Promise.all([
-      // A message admitted but recalled or suppressed meanwhile sends nothing: its slots count from now, not as in flight.
-      limits.settle(trx, [...new Set(admitted.filter((u) => !go.has(u.w)).map((u) => u.w.o.id))], admittedAt, now),
-      // A message with nothing to send now waits for its next due recipient.
-      scheduleNextRuns(trx, boss, active.filter((w) => !go.has(w)).map((w) => w.o.id), now),
-    ]);
+    // A message admitted but recalled or suppressed meanwhile sends nothing: its slots count from now, not as in flight.
+    await limits.settle(trx, [...new Set(admitted.filter((u) => !go.has(u.w)).map((u) => u.w.o.id))], admittedAt, now);
+    // A message with nothing to send now waits for its next due recipient.
+    await scheduleNextRuns(trx, boss, active.filter((w) => !go.has(w)).map((w) => w.o.id), now);
     return { go, admittedAt };
   });
   if (!admission.go.size) return failed;
@@ -232,14 +225,11 @@ async function writeOutcomes(deps: SendDeps, deliveries: Delivery[]): Promise<tr
         }
       }
     }
-    // Issued together (see the admission above): the outcomes, their events and the rate windows'
-    // re-dating; then what reads the outcomes (the bounce rate, the next runs).
-    const [, ids] = await Promise.all([
-      applyOutcomes(trx, updates, done),
-      appendEvents(trx, events, done),
-      ...[...Map.groupBy(deliveries, (d) => d.admittedAt.getTime())].map(([admittedAt, group]) =>
-        limits.settle(trx, group.map((d) => d.base.message_id), new Date(admittedAt), done)),
-    ]);
+    await applyOutcomes(trx, updates, done);
+    const ids = await appendEvents(trx, events, done);
+    for (const [admittedAt, group] of Map.groupBy(deliveries, (d) => d.admittedAt.getTime())) {
+      await limits.settle(trx, group.map((d) => d.base.message_id), new Date(admittedAt), done);
+    }
     // A hard bounce suppresses the address everywhere (and cancels what is queued to it): the
     // mailbox does not exist or refuses us, and every later send would hurt the domain's reputation.
     for (const [i, e] of events.entries()) {

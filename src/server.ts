@@ -187,7 +187,8 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       drafts,
       waitMaxSeconds: config.events.waitMaxSeconds,
       db: store.db,
-      // Embedded: this process is the database's only writer (data-dir lock), so cached tokens are exact.
+      // Exact embedded (this process is the database's only writer, by the data-dir lock) and on
+      // PostgreSQL (revocations made by other processes arrive as change notices).
       tokenCache: new TokenCache(notices),
       inboxes,
       messages,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -144,6 +145,70 @@ describe('postgres: the change listener and the shared cache', { skip }, () => {
     await waitFor(async () => cache.get('hash-6') === undefined, 5_000, 'a notice heard on the new connection');
   });
 });
+
+describe('postgres: a listening connection that goes silent is noticed by the heartbeat', { skip }, () => {
+  test('notices stop arriving without an error (a black-holed connection): the caches go off, then a new connection brings them back', async () => {
+    const schema = uniqueSchema();
+    const pool = new pg.Pool({ connectionString: TEST_DATABASE_URL, options: `-c search_path="${schema}"` });
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+    const proxy = await startProxy(new URL(TEST_DATABASE_URL));
+    const viaProxy = new URL(TEST_DATABASE_URL);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    const listener = new ChangeListener({ connectionString: viaProxy.toString(), schema }, createLogger('silent'), { heartbeatMs: 200, heartbeatTimeoutMs: 600 });
+    const cache = new SharedCache<{ id: string }>({ max: 10, notices: listener, topic: 'inbox', idOf: (r) => r.id });
+    try {
+      await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(db);
+      await listener.start();
+      assert.equal(listener.live, true);
+      // A few heartbeats pass while the connection works: it stays live.
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(listener.live, true, 'healthy heartbeats keep it live');
+      cache.set('inb_1', { id: 'inb_1' }, cache.stamp());
+
+      proxy.blackhole(true); // bytes vanish both ways; no FIN, no RST, no error
+      await waitFor(async () => !listener.live, 5_000, 'the heartbeat to notice the silence');
+      assert.equal(cache.get('inb_1'), undefined, 'nothing served while notices may be missed');
+
+      proxy.blackhole(false); // the silent connection is gone; new ones pass again
+      await waitFor(async () => listener.live, 10_000, 'a new listening connection');
+      cache.set('inb_2', { id: 'inb_2' }, cache.stamp());
+      await sql`SELECT ${changeNotice('inbox', 'inb_2')}`.execute(db);
+      await waitFor(async () => cache.get('inb_2') === undefined, 5_000, 'a notice heard on the new connection');
+    } finally {
+      await listener.close();
+      await proxy.close();
+      await db.destroy();
+      await dropSchemas(schema);
+    }
+  });
+});
+
+/** A TCP relay to PostgreSQL that can be told to drop every byte silently (a network partition). */
+async function startProxy(target: URL): Promise<{ port: number; blackhole(on: boolean): void; close(): Promise<void> }> {
+  let hole = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy(); });
+    }
+    // A connection made during the partition never gets through; one made after it does.
+    const born = hole;
+    client.on('data', (d) => { if (!hole && !born) upstream.write(d); });
+    upstream.on('data', (d) => { if (!hole && !born) client.write(d); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    blackhole(on) { hole = on; },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
 
 async function channelHash(db: Kysely<any>): Promise<string> {
   return (await sql<{ h: string }>`SELECT md5(current_schema()) AS h`.execute(db)).rows[0].h;

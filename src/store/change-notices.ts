@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { sql, type RawBuilder } from 'kysely';
 import type { Logger } from '../log.ts';
@@ -41,10 +42,29 @@ export interface ChangeNotices {
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;
 
-/** The listening side: one connection of its own (a pooled one would drop LISTEN when released). */
+export interface ListenerTiming {
+  /** How often the listener sends itself a notice to prove notices still arrive. */
+  heartbeatMs: number;
+  /** How long it waits for that notice before treating the connection as lost. */
+  heartbeatTimeoutMs: number;
+}
+
+const DEFAULT_TIMING: ListenerTiming = { heartbeatMs: 5_000, heartbeatTimeoutMs: 5_000 };
+
+/**
+ * The listening side: one connection of its own (a pooled one would drop LISTEN when released).
+ *
+ * A heartbeat proves, every few seconds, that a notice sent now comes back: a connection can die
+ * without a word (a half-open TCP connection after a network partition), and behind a pooler in
+ * transaction mode (PgBouncer) LISTEN "succeeds" on a server connection that is then handed to
+ * someone else. Either way notices stop arriving while nothing reports an error, and the caches
+ * would serve stale rows; when the heartbeat's own notice does not come back in time, the
+ * connection is treated as lost (caches off and emptied) and a new one is made.
+ */
 export class ChangeListener implements ChangeNotices {
   readonly #connection: { connectionString: string; schema: string };
   readonly #log: Logger;
+  readonly #timing: ListenerTiming;
   readonly #subscribers: { changed: (topic: ChangeTopic, id: string) => void; reset: () => void }[] = [];
   #client: pg.Client | null = null;
   #epoch = 0;
@@ -52,10 +72,14 @@ export class ChangeListener implements ChangeNotices {
   #closed = false;
   #retryMs = RECONNECT_MIN_MS;
   #timer: NodeJS.Timeout | null = null;
+  #heartbeat: NodeJS.Timeout | null = null;
+  /** The heartbeat notice awaited, and what to do when it arrives. */
+  #ping: { payload: string; arrived: () => void } | null = null;
 
-  constructor(connection: { connectionString: string; schema: string }, log: Logger) {
+  constructor(connection: { connectionString: string; schema: string }, log: Logger, timing: Partial<ListenerTiming> = {}) {
     this.#connection = connection;
     this.#log = log;
+    this.#timing = { ...DEFAULT_TIMING, ...timing };
   }
 
   get epoch(): number {
@@ -86,6 +110,9 @@ export class ChangeListener implements ChangeNotices {
       options: `-c search_path="${this.#connection.schema}"`,
       // Named, so an operator (or a test) can tell this connection apart in pg_stat_activity.
       application_name: 'mailroom-change-notices',
+      // A connect or a statement into silence gives up, so the next attempt can be made.
+      connectionTimeoutMillis: this.#timing.heartbeatTimeoutMs,
+      query_timeout: this.#timing.heartbeatTimeoutMs,
     });
     client.on('error', () => this.#lost(client));
     client.on('end', () => this.#lost(client));
@@ -94,6 +121,10 @@ export class ChangeListener implements ChangeNotices {
     const channel = (await client.query<{ channel: string }>(`SELECT 'mailroom_changes_' || md5(current_schema()) AS channel`)).rows[0].channel;
     client.on('notification', (n) => {
       if (n.channel !== channel || !n.payload) return;
+      if (n.payload.startsWith('ping:')) {
+        if (this.#ping?.payload === n.payload) this.#ping.arrived();
+        return;
+      }
       this.#epoch++;
       const at = n.payload.indexOf(':');
       const topic = n.payload.slice(0, at) as ChangeTopic;
@@ -106,6 +137,22 @@ export class ChangeListener implements ChangeNotices {
     this.#forgetAll();
     this.#live = true;
     this.#retryMs = RECONNECT_MIN_MS;
+    this.#heartbeat = setInterval(() => this.#beat(client, channel), this.#timing.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  #beat(client: pg.Client, channel: string): void {
+    if (this.#ping || this.#client !== client) return;
+    const payload = `ping:${randomUUID()}`;
+    const timeout = setTimeout(() => {
+      this.#ping = null;
+      this.#log.warn('change notices: the heartbeat notice did not come back; reconnecting (caches off meanwhile)');
+      this.#lost(client);
+    }, this.#timing.heartbeatTimeoutMs);
+    timeout.unref();
+    this.#ping = { payload, arrived: () => { clearTimeout(timeout); this.#ping = null; } };
+    // Sent through the listening connection itself: PostgreSQL delivers a session's own notices to it.
+    client.query('SELECT pg_notify($1, $2)', [channel, payload]).catch(() => {});
   }
 
   #forgetAll(): void {
@@ -118,11 +165,20 @@ export class ChangeListener implements ChangeNotices {
     this.#client = null;
     this.#live = false;
     this.#forgetAll();
+    this.#stopHeartbeat();
+    // A silent connection may never answer a goodbye: close the socket outright.
+    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
     client.end().catch(() => {});
     if (!this.#closed) {
       this.#log.warn('change notices: the listening connection was lost; caches of tokens and inboxes are off until it is back');
       this.#retry();
     }
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    this.#ping = null;
   }
 
   #retry(): void {
@@ -143,9 +199,14 @@ export class ChangeListener implements ChangeNotices {
   async close(): Promise<void> {
     this.#closed = true;
     this.#live = false;
+    this.#stopHeartbeat();
     if (this.#timer) clearTimeout(this.#timer);
     const client = this.#client;
     this.#client = null;
-    await client?.end().catch(() => {});
+    if (!client) return;
+    // A goodbye to a silent server would wait forever: a second at most, then the socket goes.
+    const bounded = setTimeout(() => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy(), 1_000);
+    await client.end().catch(() => {});
+    clearTimeout(bounded);
   }
 }

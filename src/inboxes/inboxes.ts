@@ -76,7 +76,11 @@ export class Inboxes {
    * every other process (change-notices.ts).
    */
   readonly #rowCache: SharedCache<InboxRow>;
-  /** Inboxes being or been deleted: never cached again, so a read racing the delete cannot bring the row back (ids are never reused). */
+  /**
+   * Embedded: inboxes being or been deleted, never cached again, so a read racing the delete cannot
+   * bring the row back (ids are never reused). On PostgreSQL the delete's own notice does that (the
+   * cache's epoch), and this set would only grow.
+   */
   readonly #gone = new Set<string>();
   static readonly MAX_CACHED_ROWS = 10_000;
 
@@ -86,7 +90,11 @@ export class Inboxes {
     this.#addressCache = opts.soleWriter ? new Map() : null;
     this.#rowCache = new SharedCache({ max: Inboxes.MAX_CACHED_ROWS, notices: opts.notices ?? null, topic: 'inbox', idOf: (r) => r.id });
     this.#cacheRows = Boolean(opts.soleWriter || opts.notices);
+    this.#heard = Boolean(opts.notices);
   }
+
+  /** Changes arrive as notices (PostgreSQL), which also end a read racing this process's own delete. */
+  readonly #heard: boolean;
 
   /** Rows are cached by the sole writer, or by a process that hears the others' changes. */
   readonly #cacheRows: boolean;
@@ -240,7 +248,7 @@ export class Inboxes {
   async delete(p: Principal, id: string): Promise<void> {
     const row = await this.#visibleRow(p, id);
     this.#addressCache?.set(row.address, null);
-    this.#gone.add(id);
+    if (!this.#heard) this.#gone.add(id);
     this.#rowCache.forget(id);
     await this.#db.transaction().execute(async (trx) => {
       await trx.updateTable('inboxes').set({ deleted_at: new Date(), client_id: null }).where('id', '=', id).execute();

@@ -21,7 +21,8 @@ import type { Logger } from '../log.ts';
  */
 export type ChangeTopic = 'token' | 'inbox';
 
-const CHANNEL = sql<string>`'mailroom_changes_' || md5(current_schema())`;
+const CHANNEL_SQL = `'mailroom_changes_' || md5(current_schema())`;
+const CHANNEL = sql.raw<string>(CHANNEL_SQL);
 
 /** Select this in the statement that changes the row: `pg_notify` is transactional. */
 export const changeNotice = (topic: ChangeTopic, id: RawBuilder<string> | string) => sql<string>`pg_notify(${CHANNEL}, ${topic} || ':' || ${id})`;
@@ -118,7 +119,7 @@ export class ChangeListener implements ChangeNotices {
     client.on('end', () => this.#lost(client));
     this.#client = client;
     await client.connect();
-    const channel = (await client.query<{ channel: string }>(`SELECT 'mailroom_changes_' || md5(current_schema()) AS channel`)).rows[0].channel;
+    const channel = (await client.query<{ channel: string }>(`SELECT ${CHANNEL_SQL} AS channel`)).rows[0].channel;
     client.on('notification', (n) => {
       if (n.channel !== channel || !n.payload) return;
       if (n.payload.startsWith('ping:')) {
@@ -167,7 +168,7 @@ export class ChangeListener implements ChangeNotices {
     this.#forgetAll();
     this.#stopHeartbeat();
     // A silent connection may never answer a goodbye: close the socket outright.
-    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    destroySocket(client);
     client.end().catch(() => {});
     if (!this.#closed) {
       this.#log.warn('change notices: the listening connection was lost; caches of tokens and inboxes are off until it is back');
@@ -205,8 +206,11 @@ export class ChangeListener implements ChangeNotices {
     this.#client = null;
     if (!client) return;
     // A goodbye to a silent server would wait forever: a second at most, then the socket goes.
-    const bounded = setTimeout(() => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy(), 1_000);
+    const bounded = setTimeout(() => destroySocket(client), 1_000);
     await client.end().catch(() => {});
     clearTimeout(bounded);
   }
 }
+
+/** node-postgres has no public way to drop a connection without the protocol's goodbye. */
+const destroySocket = (client: pg.Client) => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();

@@ -537,6 +537,7 @@ function printTable(rows: PhaseResult[], o: Options): void {
     { h: 'delivered/s', w: 11, r: true },
     { h: 'msg bytes', w: 9, r: true },
     { h: 'app CPU', w: 7, r: true },
+    { h: 'CPU ms/msg', w: 10, r: true },
     { h: 'sink CPU', w: 8, r: true },
     { h: 'cli CPU', w: 7, r: true },
   ];
@@ -557,7 +558,9 @@ function printTable(rows: PhaseResult[], o: Options): void {
       r.deliveredS !== undefined && r.sink ? int0(r.sink.count / r.deliveredS) : '-',
       r.sink ? int0(r.sink.bytes / r.sink.count) : '-',
       // The sending application: Mailroom's process (+ PostgreSQL), or this process for the raw pool.
-      cpu ? (mailroom ? pct(cpu.mailroom + (Number.isFinite(cpu.postgres) ? cpu.postgres : 0), cpu.wallS) : pct(cpu.self, cpu.wallS)) : '-',
+      cpu ? pct(appCpuS(r), cpu.wallS) : '-',
+      // The same CPU per message: what a send costs the machine, whatever the concurrency.
+      cpu && r.ok ? fixed((appCpuS(r) * 1000) / r.ok, 2) : '-',
       cpu ? pct(cpu.sink, cpu.wallS) : '-',
       cpu && mailroom ? pct(cpu.self, cpu.wallS) : '-',
     ];
@@ -568,7 +571,14 @@ function printTable(rows: PhaseResult[], o: Options): void {
   say('compose + DKIM signing + sendMail() resolved for the raw pool (waiting for a free pool connection included);');
   say('e2e s = first request → the sink accepting the last message; delivered/s = N ÷ e2e s;');
   say('msg bytes = mean size on the wire; app CPU = the sender (Mailroom' + (o.engine === 'postgres' ? ' + all postgres processes' : '') + '; this process for the raw');
-  say(`pool), sink CPU, cli CPU = the HTTP load generator, each ÷ e2e wall time (100% = one core; ${cpus().length} cores here).`);
+  say(`pool), sink CPU, cli CPU = the HTTP load generator, each ÷ e2e wall time (100% = one core; ${cpus().length} cores here);`);
+  say('CPU ms/msg = the sender\'s CPU time over the run ÷ messages sent.');
+}
+
+/** CPU seconds of the sending application over a run: Mailroom's process (+ PostgreSQL's), or this process for the raw pool. */
+function appCpuS(r: PhaseResult): number {
+  const cpu = r.cpu!;
+  return r.group === 'mr' ? cpu.mailroom + (Number.isFinite(cpu.postgres) ? cpu.postgres : 0) : cpu.self;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ export async function startMailroom(config: Config, opts: StartOptions = {}): Pr
       cleanups.push(() => notices!.close());
       await notices.start();
     }
-    const inboxes = new Inboxes(store.db, config.domains, { soleWriter: store.engine === 'pglite', notices });
+    const inboxes = new Inboxes(store.db, config.domains, { notices });
     const messages = new Messages(store.db, store.blobs, inboxes);
 
     // Sending: every served domain has a DKIM key from the first start on.

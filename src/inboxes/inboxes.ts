@@ -84,23 +84,20 @@ export class Inboxes {
   readonly #gone = new Set<string>();
   static readonly MAX_CACHED_ROWS = 10_000;
 
-  constructor(db: Kysely<Database>, domains: string[], opts: { soleWriter?: boolean; notices?: ChangeNotices | null } = {}) {
+  /** No notices: this process is the database's sole writer (embedded), so its own changes are all there are. */
+  readonly #soleWriter: boolean;
+
+  /** `notices` null: this process is the database's sole writer (embedded, the data-dir lock). */
+  constructor(db: Kysely<Database>, domains: string[], opts: { notices: ChangeNotices | null }) {
     this.#db = db;
     this.#domains = domains;
-    this.#addressCache = opts.soleWriter ? new Map() : null;
-    this.#rowCache = new SharedCache({ max: Inboxes.MAX_CACHED_ROWS, notices: opts.notices ?? null, topic: 'inbox', idOf: (r) => r.id });
-    this.#cacheRows = Boolean(opts.soleWriter || opts.notices);
-    this.#heard = Boolean(opts.notices);
+    this.#soleWriter = !opts.notices;
+    this.#addressCache = this.#soleWriter ? new Map() : null;
+    this.#rowCache = new SharedCache({ max: Inboxes.MAX_CACHED_ROWS, notices: opts.notices, topic: 'inbox', idOf: (r) => r.id });
   }
 
-  /** Changes arrive as notices (PostgreSQL), which also end a read racing this process's own delete. */
-  readonly #heard: boolean;
-
-  /** Rows are cached by the sole writer, or by a process that hears the others' changes. */
-  readonly #cacheRows: boolean;
-
   #remember(row: InboxRow, stamp: number): void {
-    if (!this.#cacheRows || this.#gone.has(row.id)) return;
+    if (this.#gone.has(row.id)) return;
     this.#rowCache.set(row.id, row, stamp);
   }
 
@@ -248,7 +245,7 @@ export class Inboxes {
   async delete(p: Principal, id: string): Promise<void> {
     const row = await this.#visibleRow(p, id);
     this.#addressCache?.set(row.address, null);
-    if (!this.#heard) this.#gone.add(id);
+    if (this.#soleWriter) this.#gone.add(id);
     this.#rowCache.forget(id);
     await this.#db.transaction().execute(async (trx) => {
       await trx.updateTable('inboxes').set({ deleted_at: new Date(), client_id: null }).where('id', '=', id).execute();

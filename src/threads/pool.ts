@@ -72,7 +72,7 @@ export class ThreadPool<I, O> {
   }
 
   /** Runs one task; `size` weighs it for the choice of thread (a batch of n counts n). */
-  run(input: I, size = 1, transfer: ArrayBuffer[] = []): Promise<O> {
+  run(input: I, size = 1): Promise<O> {
     if (this.#closed) return Promise.reject(new Error(`${this.#name} is closed`));
     let best = this.#slots.findIndex((x) => x !== null && x.load === 0);
     if (best < 0) best = this.#slots.findIndex((x) => x === null);
@@ -85,7 +85,7 @@ export class ThreadPool<I, O> {
     return new Promise((resolve, reject) => {
       slot.tasks.set(id, { resolve, reject, size });
       slot.load += size;
-      slot.worker.postMessage({ id, input }, transfer);
+      slot.worker.postMessage({ id, input });
     });
   }
 

@@ -191,6 +191,38 @@ for (const engine of ENGINES) {
       }
     });
 
+    test('a replay asked while that very delivery is being attempted still delivers it again afterwards, under its own webhook-id', async () => {
+      const inbox = (await m.api('POST', '/v1/inboxes', { username: 'replay-race' })).body;
+      // The first request is answered only once the test says so: the replay lands mid-attempt.
+      const got: string[] = [];
+      let release!: () => void;
+      const held = new Promise<void>((r) => { release = r; });
+      const server = createServer((req, res) => {
+        req.resume();
+        req.on('end', async () => {
+          got.push(String(req.headers['webhook-id']));
+          if (got.length === 1) await held;
+          res.writeHead(200).end('ok');
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      try {
+        const hook = (await m.api('POST', '/v1/webhooks', { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, inbox_ids: [inbox.id], event_types: ['message.received'] })).body;
+        const created = (await m.api('GET', `/v1/events?inbox_id=${inbox.id}&types=inbox.created`)).body.data[0].id;
+        await deliver(m, inbox.address, 'raced');
+        await waitFor(async () => got.length >= 1 || null, 20_000, 'the first attempt (held)');
+        const replay = await m.api('POST', `/v1/webhooks/${hook.id}/replay?after=${created}`);
+        assert.equal(replay.body.queued, 1);
+        release();
+        await waitFor(async () => got.length >= 2 || null, 20_000, 'the replayed delivery after the attempt it overlapped');
+        assert.equal(got[1], got[0], 'the same webhook-id');
+        await waitFor(async () => (await m.api('GET', `/v1/webhooks/${hook.id}/deliveries?status=succeeded`)).body.data.some((d: any) => d.id === got[0]) || null, 10_000, 'recorded as succeeded');
+      } finally {
+        release();
+        await new Promise((r) => { server.close(() => r(null)); server.closeAllConnections(); });
+      }
+    });
+
     test('A5: URLs reaching loopback, private, link-local, CGNAT or mapped addresses are refused at registration', async () => {
       // This Mailroom allows 127.0.0.1/32 only (for the receivers above): everything else stays refused.
       for (const url of ['http://[::1]/', 'http://169.254.169.254/latest/meta-data/', 'http://10.0.0.1/', 'http://100.64.0.1/', 'http://[fd00::1]/', 'http://[::ffff:10.0.0.1]/', 'http://127.0.0.2/', 'http://0x0a.1/']) {

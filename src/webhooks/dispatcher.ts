@@ -165,16 +165,20 @@ export class WebhookDispatcher {
     this.#o.log.info({ webhook: w.id, delivery: d.id, event: d.event_id, attempt: attempts, status, error, durationMs }, 'webhook delivery attempt');
     await db.transaction().execute(async (trx) => {
       await trx.insertInto('webhook_attempts').values({ delivery_id: d.id, at: now, status, error: error?.slice(0, 500) ?? null, duration_ms: durationMs }).execute();
+      // The outcome is this claim's only while nobody re-queued the row meanwhile: a replay during
+      // the attempt resets it (a new created_at), and must still deliver it again afterwards.
+      const claimed = trx.updateTable('webhook_deliveries').where('id', '=', d.id).where('created_at', '=', d.created_at);
       if (!error) {
-        await trx.updateTable('webhook_deliveries').set({ status: 'succeeded', attempts, last_attempt_at: now, last_status: status, last_error: null, delivered_at: now, next_attempt_at: null }).where('id', '=', d.id).execute();
+        await claimed.set({ status: 'succeeded', attempts, last_attempt_at: now, last_status: status, last_error: null, delivered_at: now, next_attempt_at: null }).execute();
         return;
       }
       const expired = now.getTime() - d.created_at.getTime() >= this.#o.retryHours * 3_600_000;
       if (!expired) {
-        await trx.updateTable('webhook_deliveries').set({ attempts, last_attempt_at: now, last_status: status, last_error: error.slice(0, 500), next_attempt_at: new Date(now.getTime() + this.#backoff(attempts)) }).where('id', '=', d.id).execute();
+        await claimed.set({ attempts, last_attempt_at: now, last_status: status, last_error: error.slice(0, 500), next_attempt_at: new Date(now.getTime() + this.#backoff(attempts)) }).execute();
         return;
       }
-      await trx.updateTable('webhook_deliveries').set({ status: 'failed', attempts, last_attempt_at: now, last_status: status, last_error: error.slice(0, 500), next_attempt_at: null }).where('id', '=', d.id).execute();
+      const failed = await claimed.set({ status: 'failed', attempts, last_attempt_at: now, last_status: status, last_error: error.slice(0, 500), next_attempt_at: null }).executeTakeFirst();
+      if (!Number(failed.numUpdatedRows)) return;
       const reason = `a delivery kept failing for ${this.#o.retryHours} h (last: ${error.slice(0, 200)})`;
       const disabled = await trx.updateTable('webhooks').set({ enabled: false, disabled_reason: reason, updated_at: now }).where('id', '=', w.id).where('enabled', '=', true).executeTakeFirst();
       if (Number(disabled.numUpdatedRows)) await appendEvents(trx, [{ type: 'webhook.disabled', data: { webhook_id: w.id, url: w.url, reason } }], now);

@@ -19,8 +19,10 @@ const blobs = files ? { put: async (data: Buffer) => files.putSync(data), get: (
 
 serveTasks(
   (inputs: AnalyzeInput[]) => analyzeMessages(inputs.map((i) => ({ ...i, raw: toBuffer(i.raw) })), { auth, blobs }),
-  // Large attachment bodies the caller stores itself go back without a copy, when the body is
-  // the sole user of its memory (small buffers share Node's pool, which must never be detached).
-  (results: Analysis[]) => [...new Set(results.flatMap((r) => r.attachments.flatMap((a) => (a.content
-    && a.content.length >= 65_536 && a.content.byteOffset === 0 && a.content.buffer.byteLength === a.content.length ? [a.content.buffer as ArrayBuffer] : []))))],
+  {
+    // Large attachment bodies the caller stores itself go back without a copy, when the body is
+    // the sole user of its memory (small buffers share Node's pool, which must never be detached).
+    transfer: (results: Analysis[]) => [...new Set(results.flatMap((r) => r.attachments.flatMap((a) => (a.content
+      && a.content.length >= 65_536 && a.content.byteOffset === 0 && a.content.buffer.byteLength === a.content.length ? [a.content.buffer as ArrayBuffer] : []))))],
+  },
 );

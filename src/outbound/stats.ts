@@ -31,6 +31,11 @@ export interface SendingBucket {
   complained: number;
   /** bounced / (sent + bounced); null when nothing finished in the bucket. */
   bounce_rate: number | null;
+  /**
+   * Attempts whose outcome is unknown: the message was transmitted and the server's reply never came
+   * (transports.ts `uncertain`). Each was retried, so each may have delivered a second copy.
+   */
+  duplicate_risk: number;
 }
 
 export interface SendingStats { bucket: Bucket; since: string; until: string; domain: string | null; data: SendingBucket[] }
@@ -71,17 +76,22 @@ export async function sendingStats(db: Kysely<Database>, q: { bucket: Bucket; si
       .innerJoin('inboxes', 'inboxes.id', 'outbound.inbox_id').where('inboxes.domain', '=', domain);
   }
 
-  // Complaints change no recipient row (the message was delivered): they are only in the event log.
+  // Complaints change no recipient row (the message was delivered), and an attempt of unknown outcome
+  // leaves only a retry behind: both are only in the event log.
   let complaints = db.selectFrom('events')
-    .select([bucketOf('events.created_at').as('b'), sql<string>`count(*)`.as('n')])
-    .where('events.type', '=', 'message.complained')
+    .select([
+      bucketOf('events.created_at').as('b'),
+      sql<string>`count(*) FILTER (WHERE events.type = 'message.complained')`.as('n'),
+      sql<string>`count(*) FILTER (WHERE events.type <> 'message.complained' AND events.data->>'duplicate_risk' = 'true')`.as('risk'),
+    ])
+    .where('events.type', 'in', ['message.complained', 'message.deferred', 'message.failed'])
     .where('events.created_at', '>=', new Date(since))
     .groupBy(bucketOf('events.created_at'));
   if (domain) complaints = complaints.innerJoin('inboxes', 'inboxes.id', 'events.inbox_id').where('inboxes.domain', '=', domain);
 
   const [rows, complaintRows] = await Promise.all([outcomes.execute(), complaints.execute()]);
   const byBucket = new Map(rows.map((r) => [Number(r.b), r]));
-  const complaintsBy = new Map(complaintRows.map((r) => [Number(r.b), Number(r.n)]));
+  const complaintsBy = new Map(complaintRows.map((r) => [Number(r.b), { complained: Number(r.n), risk: Number(r.risk) }]));
 
   // Every bucket in the range, empty ones as zeros: a chart's time axis must not skip quiet hours.
   const data: SendingBucket[] = [];
@@ -91,8 +101,9 @@ export async function sendingStats(db: Kysely<Database>, q: { bucket: Bucket; si
     const bounced = Number(r?.bounced ?? 0);
     data.push({
       start: new Date(t).toISOString(), sent, bounced, hard_bounced: Number(r?.hard ?? 0),
-      complained: complaintsBy.get(t / 1000 / secs) ?? 0,
+      complained: complaintsBy.get(t / 1000 / secs)?.complained ?? 0,
       bounce_rate: sent + bounced > 0 ? bounced / (sent + bounced) : null,
+      duplicate_risk: complaintsBy.get(t / 1000 / secs)?.risk ?? 0,
     });
   }
   return { bucket: q.bucket, since: new Date(since).toISOString(), until: new Date(until + secs * 1000).toISOString(), domain, data };

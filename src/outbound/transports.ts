@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { Config } from '../config/config.ts';
 import { isNoData, type Resolver } from '../dns/resolver.ts';
@@ -28,6 +29,13 @@ export interface Attempt {
   status: string | null;
   response: string;
   transport: TransportName;
+  /**
+   * The whole message went to the server and its reply to the end of data never came (the
+   * connection dropped or timed out): the server may have accepted it. Deferred and retried like
+   * any failure without a reply, so a retry may deliver a second copy — the duplicate risk RFC 5321
+   * §4.1.5 leaves to the sender (the reply lost after the final dot). Counted, not hidden.
+   */
+  uncertain?: true;
 }
 
 export interface OutgoingMessage {
@@ -37,6 +45,30 @@ export interface OutgoingMessage {
 }
 
 interface SmtpError extends Error { code?: string; responseCode?: number; response?: string; rejectedErrors?: SmtpError[]; recipient?: string }
+
+/**
+ * How far a message's bytes went: nodemailer reports a dropped connection the same way before MAIL
+ * FROM and after the final dot, and only the second may have delivered the message. Its message
+ * stream tells them apart — read only once the server said 354, ended once all of it was handed
+ * to the connection — so a `stream` plugin keeps a reference to it for the caller of sendMail.
+ * (nodemailer's pool reads the same stream's `readableDidRead` to decide whether a message may be
+ * retried on another connection.)
+ */
+interface Transmission { stream: Readable | null }
+
+/** nodemailer's `stream` plugin step, as far as it is used here (its types do not describe it). */
+type StreamPlugin = (mail: { data: { transmission?: Transmission }; message: { processFunc(f: (input: Readable) => Readable): void } }, done: (err?: Error) => void) => void;
+
+const trackTransmission: StreamPlugin = (mail, done) => {
+  const t = mail.data.transmission;
+  if (t) mail.message.processFunc((input) => { t.stream = input; return input; });
+  done();
+};
+
+function withTransmissionTracking(t: Transporter): Transporter {
+  t.use('stream', trackTransmission as never);
+  return t;
+}
 
 const enhanced = (text: string): string | null => /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(text)?.[1] ?? null;
 const oneLine = (s: string | undefined, fallback: string) => (s ?? fallback).replace(/\s+/g, ' ').trim().slice(0, 500);
@@ -124,15 +156,16 @@ export class Transports {
     if (!this.#relay) {
       const url = new URL(this.#config.outbound.relayUrl!);
       url.searchParams.set('pool', 'true');
-      this.#relay = nodemailer.createTransport(url.toString(), { name: this.#config.hostname } as never);
+      this.#relay = withTransmissionTracking(nodemailer.createTransport(url.toString(), { name: this.#config.hostname } as never));
     }
     return this.#relay;
   }
 
   /** One SMTP transaction for `rcpts` through `t`; per-recipient results from the RCPT and DATA replies. */
   async #smtp(t: Transporter, msg: OutgoingMessage, rcpts: string[], transport: TransportName): Promise<Attempt[]> {
+    const transmission: Transmission = { stream: null };
     try {
-      const info = await t.sendMail({ envelope: { from: msg.envelopeFrom, to: rcpts }, raw: msg.raw });
+      const info = await t.sendMail({ envelope: { from: msg.envelopeFrom, to: rcpts }, raw: msg.raw, transmission } as never);
       const rejected = new Map(((info as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? []).map((e) => [addressKey(e.recipient ?? ''), e]));
       return rcpts.map((r) => {
         const e = rejected.get(addressKey(r));
@@ -148,6 +181,10 @@ export class Transports {
           const e = byRcpt.get(addressKey(r));
           return fromReply(r, e?.responseCode ?? err.responseCode ?? null, oneLine(e?.response ?? err.response, err.message), transport);
         });
+      }
+      if (err.responseCode === undefined && transmission.stream?.readableEnded) {
+        const text = `no reply after the message was transmitted (${err.code ?? 'error'}: ${oneLine(err.message, 'connection lost')}); it may have been delivered`;
+        return rcpts.map((r) => ({ ...fromReply(r, null, text, transport), uncertain: true as const }));
       }
       return rcpts.map((r) => fromReply(r, err.responseCode ?? null, oneLine(err.response, `${err.code ?? 'error'}: ${err.message}`), transport));
     }
@@ -179,8 +216,10 @@ export class Transports {
       }
       for (const ip of addrs) {
         const results = await this.#smtp(this.#mxTransport(host, ip), msg, rcpts, 'mx');
-        // A reply from the server (accepted or refused) ends the search; no reply means try the next host.
-        if (results.some((r) => r.code !== null)) return results;
+        // A reply from the server (accepted or refused) ends the search; no reply means try the next
+        // host — unless the message was already transmitted: this host may have it, and handing it
+        // to the next one now would make the duplicate certain rather than possible.
+        if (results.some((r) => r.code !== null || r.uncertain)) return results;
         last = results[0]?.response ?? last;
       }
     }
@@ -191,7 +230,7 @@ export class Transports {
     const key = `${host}|${ip}`;
     let t = this.#mx.get(key);
     if (!t) {
-      t = nodemailer.createTransport({
+      t = withTransmissionTracking(nodemailer.createTransport({
         host: ip,
         port: this.#config.outbound.mxPort,
         secure: false,
@@ -204,7 +243,7 @@ export class Transports {
         // Opportunistic STARTTLS, as MTAs do between MX hosts (RFC 3207): encrypt when offered, and do
         // not refuse a self-signed or mismatched certificate — that would only push the mail to plaintext.
         tls: { servername: host, rejectUnauthorized: false },
-      } as never);
+      } as never));
       this.#mx.set(key, t);
     }
     return t;

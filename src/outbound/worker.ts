@@ -218,10 +218,10 @@ async function writeOutcomes(deps: SendDeps, deliveries: Delivery[]): Promise<tr
           bouncedDomains.add(domain);
         } else if (nextAt >= expiresAt) {
           updates.push({ ...common, status: 'failed' });
-          events.push({ type: 'message.failed', ...base, data: { recipient: r.address, reason: 'lifetime_exceeded', last_response: a.response } });
+          events.push({ type: 'message.failed', ...base, data: { recipient: r.address, reason: 'lifetime_exceeded', last_response: a.response, ...risk(a) } });
         } else {
           updates.push({ ...common, status: 'deferred', next_attempt_at: nextAt });
-          events.push({ type: 'message.deferred', ...base, data: { recipient: r.address, response: a.response, next_attempt_at: nextAt.toISOString() } });
+          events.push({ type: 'message.deferred', ...base, data: { recipient: r.address, response: a.response, next_attempt_at: nextAt.toISOString(), ...risk(a) } });
         }
       }
     }
@@ -241,6 +241,9 @@ async function writeOutcomes(deps: SendDeps, deliveries: Delivery[]): Promise<tr
   });
   return deliveries.map(() => true as const);
 }
+
+/** An attempt whose outcome is unknown (transports.ts `uncertain`) says so on its event: the retry may make a second copy. */
+const risk = (a: Attempt) => (a.uncertain ? { duplicate_risk: true } : {});
 
 interface OutcomeRow {
   id: string;

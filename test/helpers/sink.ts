@@ -19,6 +19,9 @@ export interface SinkOptions {
   starttls?: boolean;
   /** Wait this long before answering each DATA (a slow remote server). Changeable while running via `sink.delayMs`. */
   delayMs?: number;
+  /** Where to listen: 127.0.0.1 and a free port unless told (a second MX host on 127.0.0.2 shares the MX port). */
+  host?: string;
+  port?: number;
 }
 
 export interface Sink {
@@ -81,7 +84,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     },
   });
   server.on('error', () => {});
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve()));
   sink.port = (server.server.address() as AddressInfo).port;
   sink.waitFor = async (count, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;

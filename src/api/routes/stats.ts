@@ -11,6 +11,7 @@ const SendingBucket = z.object({
   bounced: z.number().int().openapi({ description: 'Recipients bounced (hard and soft, at send time or later by a DSN).' }),
   hard_bounced: z.number().int().openapi({ description: 'Of those, hard bounces: what the bounce-rate auto-pause counts.' }),
   complained: z.number().int().openapi({ description: 'Complaints (ARF reports) received.' }),
+  duplicate_risk: z.number().int().openapi({ description: 'Attempts whose outcome is unknown: the message was transmitted and the reply never came; the retry may have delivered a second copy.' }),
   bounce_rate: z.number().nullable().openapi({ description: 'bounced / (sent + bounced); null when no recipient finished in the bucket.' }),
 }).openapi('SendingBucket');
 

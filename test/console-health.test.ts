@@ -118,6 +118,8 @@ describe('console: sending health, domains and webhooks in a real browser', { sk
       await chart.locator('svg polyline.line').waitFor({ state: 'attached' });
       assert.equal(await chart.locator('svg circle.dot').count(), stats.length, 'one point per hour bucket');
       assert.equal(await page.locator('[data-stat="bounce_rate"]').innerText(), '25 %');
+      // No reply was lost in this run: nothing may have gone out twice.
+      assert.equal(await page.locator('[data-stat="duplicate_risk"]').innerText(), String(stats.reduce((n: number, b: any) => n + b.duplicate_risk, 0)));
       assert.equal(await chart.locator('table tr').filter({ hasText: '25 %' }).count() >= 1, true, 'the screen-reader table has the bucket with the bounce');
 
       // The recipient domain that mail waits for.

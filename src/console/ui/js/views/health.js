@@ -46,8 +46,9 @@ const bucketLabel = (iso, bucket) => {
 };
 
 function bounceSection(stats) {
-  const tot = stats.data.reduce((a, b) => ({ sent: a.sent + b.sent, bounced: a.bounced + b.bounced, hard: a.hard + b.hard_bounced, complained: a.complained + b.complained }),
-    { sent: 0, bounced: 0, hard: 0, complained: 0 });
+  const tot = stats.data.reduce((a, b) => ({
+    sent: a.sent + b.sent, bounced: a.bounced + b.bounced, hard: a.hard + b.hard_bounced, complained: a.complained + b.complained, risk: a.risk + b.duplicate_risk,
+  }), { sent: 0, bounced: 0, hard: 0, complained: 0, risk: 0 });
   const finished = tot.sent + tot.bounced;
   // Buckets where nothing finished have no rate; they are drawn at 0 so the time axis stays continuous.
   const points = stats.data.map((b) => ({ x: bucketLabel(b.start, stats.bucket), y: b.bounce_rate ?? 0 }));
@@ -56,6 +57,9 @@ function bounceSection(stats) {
       h('dt', {}, 'Delivered'), h('dd', { dataset: { stat: 'sent' } }, String(tot.sent)),
       h('dt', {}, 'Bounced'), h('dd', { dataset: { stat: 'bounced' } }, `${tot.bounced} (${tot.hard} hard)`),
       h('dt', {}, 'Complaints'), h('dd', { dataset: { stat: 'complained' } }, String(tot.complained)),
+      // Attempts whose reply was lost after the message went out: each retry may have delivered it twice.
+      h('dt', { title: 'Attempts whose reply was lost after the whole message was sent; the retry may have delivered a second copy' }, 'Possible duplicates'),
+      h('dd', { dataset: { stat: 'duplicate_risk' } }, String(tot.risk)),
       h('dt', {}, 'Bounce rate'), h('dd', { dataset: { stat: 'bounce_rate' } }, finished ? pct(tot.bounced / finished) : '— (nothing sent)')),
     // Clipped: the chart's screen-reader table is visually hidden but still as wide as its text,
     // which would widen the page on a phone.

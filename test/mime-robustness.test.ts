@@ -8,6 +8,7 @@ import { DEFAULT_PARSE_LIMITS, parseMessage, type ParsedMessage } from '../src/m
 import type { Store } from '../src/store/database.ts';
 import { ENGINES, skipEngine, startTestMailroom, waitFor, waitForMessages, type TestMailroom } from './helpers/mailroom.ts';
 import { SmtpClient, message, splitTrace, traceBefore, within } from './helpers/smtp.ts';
+import { mulberry32 } from './helpers/random.ts';
 
 /**
  * MIME robustness, test plan S11–S14 plus "malformed MIME never loses the message". Hostile
@@ -18,18 +19,6 @@ import { SmtpClient, message, splitTrace, traceBefore, within } from './helpers/
 
 // ---------------------------------------------------------------------------------------------
 // Generators
-
-/** mulberry32: a tiny seeded PRNG, so every fuzz case is reproducible from its number. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FUZZ_SEED = Number(process.env.MAILROOM_FUZZ_SEED ?? 0x5eed2026);
 const FUZZ_CASES = 2400;

@@ -1,4 +1,4 @@
-import net, { type AddressInfo } from 'node:net';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
 
 /**
  * A TCP proxy in front of an SMTP server that loses the server's reply to the end of a message's
@@ -7,26 +7,14 @@ import net, { type AddressInfo } from 'node:net';
  * whether its message was delivered. Plain SMTP only (the server must not offer STARTTLS: the
  * proxy reads the client's commands to find the end of data).
  */
-export interface LostReplyProxy {
-  port: number;
+export interface LostReplyProxy extends TcpProxy {
   /** Replies lost so far. */
   lost: number;
-  close(): Promise<void>;
 }
 
 export async function startLostReplyProxy(target: { host?: string; port: number }, opts: { lose: number; host?: string; port?: number }): Promise<LostReplyProxy> {
-  const sockets = new Set<net.Socket>();
-  const proxy = { port: 0, lost: 0 } as LostReplyProxy;
-  const server = net.createServer((client) => {
-    const upstream = net.connect(target.port, target.host ?? '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {});
-    }
-    const cut = () => { client.destroy(); upstream.destroy(); };
-    client.on('close', cut);
-    upstream.on('close', cut);
+  let lost = 0;
+  const proxy = await startTcpProxy(target, (client, upstream, cut) => {
     // What the client has said: a command line at a time until DATA, then message bytes until the
     // terminating <CRLF>.<CRLF> (dot-stuffing keeps that sequence out of the message itself).
     let line = '';
@@ -65,20 +53,14 @@ export async function startLostReplyProxy(target: { host?: string; port: number 
     });
     upstream.on('data', (chunk: Buffer) => {
       // The reply to the DATA command (354) passes; the one to the end of data is lost, while losses remain.
-      if (awaitingFinalReply && /^2\d\d[ -]/.test(chunk.toString('latin1')) && proxy.lost < opts.lose) {
-        proxy.lost++;
+      if (awaitingFinalReply && /^2\d\d[ -]/.test(chunk.toString('latin1')) && lost < opts.lose) {
+        lost++;
         cut();
         return;
       }
       if (awaitingFinalReply && /^[245]\d\d /m.test(chunk.toString('latin1'))) awaitingFinalReply = false;
       client.write(chunk);
     });
-  });
-  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve()));
-  proxy.port = (server.address() as AddressInfo).port;
-  proxy.close = () => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => resolve());
-  });
-  return proxy;
+  }, { host: opts.host, port: opts.port });
+  return { port: proxy.port, close: proxy.close, get lost() { return lost; } };
 }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, mock, test } from 'node:test';
 import { ENGINES, skipEngine, startTestMailroom, waitFor, type TestMailroom } from './helpers/mailroom.ts';
 import { startDns, type TestDns } from './helpers/dns.ts';
-import { startSink, type Sink } from './helpers/sink.ts';
+import { maxInAnyWindow, startSink, type Sink } from './helpers/sink.ts';
 import { Limits } from '../src/outbound/limits.ts';
 
 /**
@@ -13,17 +13,6 @@ import { Limits } from '../src/outbound/limits.ts';
  */
 const WINDOW_S = 3;
 const MAX = 10;
-
-/** The largest number of arrivals in any window of `ms` (sliding, starting at each arrival). */
-function maxInAnyWindow(times: number[], ms: number): number {
-  const t = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < t.length; i++) {
-    while (t[j] <= t[i] - ms) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
 
 for (const engine of ENGINES) {
   describe(`${engine}: shared rate limits`, { skip: await skipEngine(engine) }, () => {
@@ -128,10 +117,51 @@ for (const engine of ENGINES) {
         await new Promise((r) => setTimeout(r, 1300));
         assert.equal(await admit(1), 0, 'held while in flight');
         // The retry re-dates the attempt to now: it counts for one window from now, then frees.
-        await m.store.db.transaction().execute((trx) => limits.restart(trx, ['msg_restart_0'], new Date()));
+        await m.store.db.transaction().execute((trx) => limits.restart(trx, ['msg_restart_0']));
         assert.equal(await admit(2), 0, 'counted for a window from the restart');
         await new Promise((r) => setTimeout(r, 1300));
         assert.equal(await admit(3), 1, 'free a window after the restart');
+      } finally {
+        assert.equal((await m.api('DELETE', `/v1/limits/${policy.id}`)).status, 204);
+      }
+    });
+
+    test('L7 clocks that disagree: a window is dated and counted by the database clock, for a process ahead and for one behind', async () => {
+      const policy = (await m.api('POST', '/v1/limits', { scope: 'recipient_domain', match: 'skew.example', max: 2, window_seconds: 4 })).body;
+      try {
+        const limits = new Limits(m.store.db);
+        const sender = { inboxId: 'ibx_skew', domain: 'mailroom.test', domainCreatedAt: null };
+        const admit = async (n: number) => (await m.store.db.transaction().execute((trx) => limits.admit(trx, [
+          { id: `rcp_skew_${n}`, address: `r${n}@skew.example`, sender, messageId: `msg_skew_${n}` },
+        ])));
+        // Two sends admitted and answered now (settled: dated by their answer).
+        for (const n of [0, 1]) {
+          const { admitted, admittedAt } = await admit(n);
+          assert.equal(admitted.length, 1);
+          await m.store.db.transaction().execute((trx) => limits.settle(trx, [`msg_skew_${n}`], admittedAt));
+        }
+        // Another process, its clock 5 s ahead (more than the 4 s window and its guard): by its own
+        // clock those two sends left the window already; by the database's they fill it.
+        mock.timers.enable({ apis: ['Date'], now: Date.now() + 5_000 });
+        try {
+          assert.equal((await admit(2)).admitted.length, 0, 'the window is full for every process, whatever its clock says');
+        } finally {
+          mock.timers.reset();
+        }
+        // The other way round: sends answered in a process whose clock is 5 s behind are dated by the
+        // database's clock too, so they fill the window for a process with the right time.
+        await m.store.db.deleteFrom('rate_usage').where('policy_id', '=', policy.id).execute();
+        for (const n of [3, 4]) {
+          const { admitted, admittedAt } = await admit(n);
+          assert.equal(admitted.length, 1);
+          mock.timers.enable({ apis: ['Date'], now: Date.now() - 5_000 });
+          try {
+            await m.store.db.transaction().execute((trx) => limits.settle(trx, [`msg_skew_${n}`], admittedAt));
+          } finally {
+            mock.timers.reset();
+          }
+        }
+        assert.equal((await admit(5)).admitted.length, 0, 'sends settled by a process behind still fill the window');
       } finally {
         assert.equal((await m.api('DELETE', `/v1/limits/${policy.id}`)).status, 204);
       }

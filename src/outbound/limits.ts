@@ -13,7 +13,7 @@ import { domainOf } from './addresses.ts';
  *
  * Enforcement is a sliding window kept in the database: every admitted recipient send is a usage
  * row, and admission counts the rows in the window under an advisory lock per (policy, key), in the
- * transaction that marks the recipient `sending`. So the budget is shared by every agent, token and
+ * transaction that marks the recipient `sending`, by the database's clock (processes' clocks differ). So the budget is shared by every agent, token and
  * process, and is exact: never more than `max` in any window. Excess is never dropped; the
  * recipient waits until the oldest send in the window leaves it.
  *
@@ -102,6 +102,12 @@ async function freeAt(db: Kysely<Database>, p: Policy, key: string, now: Date, s
   return (row ? Math.min(new Date(row.at).getTime(), now.getTime()) : now.getTime()) + spanMs(p);
 }
 
+/** The database's clock: every process dates and counts usage rows by it (Limits.admit). */
+async function databaseNow(db: Kysely<Database>): Promise<Date> {
+  const { rows } = await sql<{ now: Date | string }>`SELECT clock_timestamp() AS now`.execute(db);
+  return new Date(rows[0].now);
+}
+
 export class Limits {
   readonly #db: Kysely<Database>;
 
@@ -166,8 +172,11 @@ export class Limits {
     const lockKeys = [...pairs.keys()].sort();
     await sql`SELECT pg_advisory_xact_lock(hashtext(x)) FROM unnest(${lockKeys}::text[]) AS x ORDER BY x`.execute(trx);
     // The clock is read once the locks are held: a time taken before waiting for them would date
-    // this admission earlier than it happened and let the next one in too soon.
-    const now = new Date();
+    // this admission earlier than it happened and let the next one in too soon. And it is the
+    // database's clock, as in settle and restart: usage rows written by one process are counted by
+    // another, and a process whose clock ran ahead saw the others' recent sends as older than they
+    // were and let more in (test/limits-clock-skew.test.ts, L7).
+    const now = await databaseNow(trx);
     const state = new Map<string, { used: number; cap: number }>();
     // One statement at a time: a transaction's connection takes no concurrent queries (node-postgres
     // deprecates queueing them, and removes it in pg 9).
@@ -211,9 +220,9 @@ export class Limits {
    * After the remote server answered: the admitted sends are dated by that answer, not by their
    * admission, so a window counts real send times however long the transport took.
    */
-  async settle(trx: Kysely<Database>, messageIds: string[], admittedAt: Date, doneAt: Date): Promise<void> {
+  async settle(trx: Kysely<Database>, messageIds: string[], admittedAt: Date): Promise<void> {
     if (!messageIds.length) return;
-    await trx.updateTable('rate_usage').set({ at: doneAt }).where('message_id', 'in', messageIds).where('at', '=', admittedAt).execute();
+    await trx.updateTable('rate_usage').set({ at: sql<Date>`clock_timestamp()` }).where('message_id', 'in', messageIds).where('at', '=', admittedAt).execute();
   }
 
   /**
@@ -221,9 +230,9 @@ export class Limits {
    * earlier attempt is dated now (it may have reached the remote server at any moment up to now),
    * instead of holding the budget as in flight until IN_FLIGHT_MS passes.
    */
-  async restart(trx: Kysely<Database>, messageIds: string[], now: Date): Promise<void> {
+  async restart(trx: Kysely<Database>, messageIds: string[]): Promise<void> {
     if (!messageIds.length) return;
-    await trx.updateTable('rate_usage').set({ at: now }).where('message_id', 'in', messageIds).where('at', '>', now).execute();
+    await trx.updateTable('rate_usage').set({ at: sql<Date>`clock_timestamp()` }).where('message_id', 'in', messageIds).where('at', '>', sql<Date>`clock_timestamp()`).execute();
   }
 
   /**

@@ -141,7 +141,7 @@ export async function processSends(deps: WorkerDeps, jobs: SendJobRef[]): Promis
     });
     if (off.length) await trx.updateTable('outbound_recipients').set({ status: 'suppressed', updated_at: now }).where('id', 'in', off.map(({ r }) => r.id)).execute();
     // A recipient still `sending` was left by a worker that died or threw: its attempt ended now.
-    await limits.restart(trx, [...new Set(dueOf.flatMap((due, i) => (due.some((r) => r.status === 'sending') ? [active[i].o.id] : [])))], now);
+    await limits.restart(trx, [...new Set(dueOf.flatMap((due, i) => (due.some((r) => r.status === 'sending') ? [active[i].o.id] : [])))]);
     const { admitted, blocked, admittedAt } = await limits.admit(trx, units);
     for (const b of blocked) {
       await trx.updateTable('outbound_recipients').set({ next_attempt_at: b.at, updated_at: now }).where('id', '=', b.id).execute();
@@ -163,7 +163,7 @@ export async function processSends(deps: WorkerDeps, jobs: SendJobRef[]): Promis
       : new Set<string>();
     const go = Map.groupBy(admitted.filter((u) => taken.has(u.id)), (u) => u.w);
     // A message admitted but recalled or suppressed meanwhile sends nothing: its slots count from now, not as in flight.
-    await limits.settle(trx, [...new Set(admitted.filter((u) => !go.has(u.w)).map((u) => u.w.o.id))], admittedAt, now);
+    await limits.settle(trx, [...new Set(admitted.filter((u) => !go.has(u.w)).map((u) => u.w.o.id))], admittedAt);
     // A message with nothing to send now waits for its next due recipient.
     await scheduleNextRuns(trx, boss, active.filter((w) => !go.has(w)).map((w) => w.o.id), now);
     return { go, admittedAt };
@@ -228,7 +228,7 @@ async function writeOutcomes(deps: SendDeps, deliveries: Delivery[]): Promise<tr
     await applyOutcomes(trx, updates, done);
     const ids = await appendEvents(trx, events, done);
     for (const [admittedAt, group] of Map.groupBy(deliveries, (d) => d.admittedAt.getTime())) {
-      await limits.settle(trx, group.map((d) => d.base.message_id), new Date(admittedAt), done);
+      await limits.settle(trx, group.map((d) => d.base.message_id), new Date(admittedAt));
     }
     // A hard bounce suppresses the address everywhere (and cancels what is queued to it): the
     // mailbox does not exist or refuses us, and every later send would hurt the domain's reputation.

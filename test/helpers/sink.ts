@@ -97,3 +97,14 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
   sink.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
   return sink;
 }
+
+/** The largest number of arrivals in any window of `ms` (sliding, starting at each arrival): what a rate limit must bound at the receiver. */
+export function maxInAnyWindow(times: number[], ms: number): number {
+  const t = [...times].sort((a, b) => a - b);
+  let best = 0;
+  for (let i = 0, j = 0; i < t.length; i++) {
+    while (t[j] <= t[i] - ms) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}

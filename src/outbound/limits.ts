@@ -13,8 +13,9 @@ import { domainOf } from './addresses.ts';
  *
  * Enforcement is a sliding window kept in the database: every admitted recipient send is a usage
  * row, and admission counts the rows in the window under an advisory lock per (policy, key), in the
- * transaction that marks the recipient `sending`, by the database's clock (processes' clocks differ). So the budget is shared by every agent, token and
- * process, and is exact: never more than `max` in any window. Excess is never dropped; the
+ * transaction that marks the recipient `sending`, by the database's clock (the processes' clocks
+ * may differ). So the budget is shared by every agent, token and process, and is exact: never more
+ * than `max` in any window. Excess is never dropped; the
  * recipient waits until the oldest send in the window leaves it.
  *
  * A window is widened by a small guard (10 %, at most 1 s) when admitting: the limit holds for
@@ -175,7 +176,7 @@ export class Limits {
     // this admission earlier than it happened and let the next one in too soon. And it is the
     // database's clock, as in settle and restart: usage rows written by one process are counted by
     // another, and a process whose clock ran ahead saw the others' recent sends as older than they
-    // were and let more in (test/limits-clock-skew.test.ts, L7).
+    // were and let more in (test/limits.test.ts, L7).
     const now = await databaseNow(trx);
     const state = new Map<string, { used: number; cap: number }>();
     // One statement at a time: a transaction's connection takes no concurrent queries (node-postgres
@@ -217,8 +218,9 @@ export class Limits {
   }
 
   /**
-   * After the remote server answered: the admitted sends are dated by that answer, not by their
-   * admission, so a window counts real send times however long the transport took.
+   * After the remote server answered: the admitted sends are dated by that answer (the database's
+   * clock as it is recorded), not by their admission, so a window counts real send times however
+   * long the transport took.
    */
   async settle(trx: Kysely<Database>, messageIds: string[], admittedAt: Date): Promise<void> {
     if (!messageIds.length) return;

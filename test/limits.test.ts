@@ -103,14 +103,21 @@ for (const engine of ENGINES) {
       }
     });
 
+    /** Admission called directly (no transport), one recipient at `r<n>@<name>.example` per call, each its own message `msg_<name>_<n>`. */
+    const admitter = (name: string) => {
+      const limits = new Limits(m.store.db);
+      const sender = { inboxId: `ibx_${name}`, domain: 'mailroom.test', domainCreatedAt: null };
+      const admit = (n: number) => m.store.db.transaction().execute((trx) => limits.admit(trx, [
+        { id: `rcp_${name}_${n}`, address: `r${n}@${name}.example`, sender, messageId: `msg_${name}_${n}` },
+      ]));
+      return { limits, admit };
+    };
+
     test('a send left in flight by a worker that died is re-dated when tried again (limits.restart): its slot frees a window later, not when the in-flight hold expires', async () => {
       const policy = (await m.api('POST', '/v1/limits', { scope: 'recipient_domain', match: 'restart.example', max: 1, window_seconds: 1 })).body;
       try {
-        const limits = new Limits(m.store.db);
-        const sender = { inboxId: 'ibx_restart', domain: 'mailroom.test', domainCreatedAt: null };
-        const admit = async (n: number) => (await m.store.db.transaction().execute((trx) => limits.admit(trx, [
-          { id: `rcp_restart_${n}`, address: `r${n}@restart.example`, sender, messageId: `msg_restart_${n}` },
-        ]))).admitted.length;
+        const { limits, admit: admitOne } = admitter('restart');
+        const admit = async (n: number) => (await admitOne(n)).admitted.length;
         assert.equal(await admit(0), 1);
         // Admitted and never answered (its worker died): the attempt holds the window as in flight,
         // long after a window has passed.
@@ -129,11 +136,7 @@ for (const engine of ENGINES) {
     test('L7 clocks that disagree: a window is dated and counted by the database clock, for a process ahead and for one behind', async () => {
       const policy = (await m.api('POST', '/v1/limits', { scope: 'recipient_domain', match: 'skew.example', max: 2, window_seconds: 4 })).body;
       try {
-        const limits = new Limits(m.store.db);
-        const sender = { inboxId: 'ibx_skew', domain: 'mailroom.test', domainCreatedAt: null };
-        const admit = async (n: number) => (await m.store.db.transaction().execute((trx) => limits.admit(trx, [
-          { id: `rcp_skew_${n}`, address: `r${n}@skew.example`, sender, messageId: `msg_skew_${n}` },
-        ])));
+        const { limits, admit } = admitter('skew');
         // Two sends admitted and answered now (settled: dated by their answer).
         for (const n of [0, 1]) {
           const { admitted, admittedAt } = await admit(n);

@@ -8,10 +8,10 @@ import { startSink, type Sink } from './helpers/sink.ts';
 /**
  * L3 relay network faults: the path to the relay delays every packet and cuts connections at random
  * points (a seeded fault proxy; a dozen cuts at most, so that the retries' exponential backoff —
- * 1, 2, 4… s here — ends within the test's time). Every send still ends delivered within the retry horizon, nothing
- * is stuck in `queued`/`sending`/`deferred`, every copy at the relay carries its message's
- * Message-ID, and a message reaches the relay more than once only as often as an attempt of unknown
- * outcome was recorded for it (I7: the connection cut after the final dot).
+ * 1, 2, 4… s here — ends within the test's time). Every send still ends delivered within the retry
+ * horizon, nothing is stuck in `queued`/`sending`/`deferred`, every copy at the relay carries its
+ * message's Message-ID, and a message reaches the relay more than once only as often as an attempt
+ * of unknown outcome was recorded for it (I7: the connection cut after the final dot).
  */
 const MESSAGES = 40;
 const SEED = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));

@@ -78,7 +78,7 @@ export async function sendingStats(db: Kysely<Database>, q: { bucket: Bucket; si
 
   // Complaints change no recipient row (the message was delivered), and an attempt of unknown outcome
   // leaves only a retry behind: both are only in the event log.
-  let complaints = db.selectFrom('events')
+  let fromEvents = db.selectFrom('events')
     .select([
       bucketOf('events.created_at').as('b'),
       sql<string>`count(*) FILTER (WHERE events.type = 'message.complained')`.as('n'),
@@ -87,11 +87,11 @@ export async function sendingStats(db: Kysely<Database>, q: { bucket: Bucket; si
     .where('events.type', 'in', ['message.complained', 'message.deferred', 'message.failed'])
     .where('events.created_at', '>=', new Date(since))
     .groupBy(bucketOf('events.created_at'));
-  if (domain) complaints = complaints.innerJoin('inboxes', 'inboxes.id', 'events.inbox_id').where('inboxes.domain', '=', domain);
+  if (domain) fromEvents = fromEvents.innerJoin('inboxes', 'inboxes.id', 'events.inbox_id').where('inboxes.domain', '=', domain);
 
-  const [rows, complaintRows] = await Promise.all([outcomes.execute(), complaints.execute()]);
+  const [rows, eventRows] = await Promise.all([outcomes.execute(), fromEvents.execute()]);
   const byBucket = new Map(rows.map((r) => [Number(r.b), r]));
-  const complaintsBy = new Map(complaintRows.map((r) => [Number(r.b), { complained: Number(r.n), risk: Number(r.risk) }]));
+  const eventsBy = new Map(eventRows.map((r) => [Number(r.b), { complained: Number(r.n), risk: Number(r.risk) }]));
 
   // Every bucket in the range, empty ones as zeros: a chart's time axis must not skip quiet hours.
   const data: SendingBucket[] = [];
@@ -101,9 +101,9 @@ export async function sendingStats(db: Kysely<Database>, q: { bucket: Bucket; si
     const bounced = Number(r?.bounced ?? 0);
     data.push({
       start: new Date(t).toISOString(), sent, bounced, hard_bounced: Number(r?.hard ?? 0),
-      complained: complaintsBy.get(t / 1000 / secs)?.complained ?? 0,
+      complained: eventsBy.get(t / 1000 / secs)?.complained ?? 0,
       bounce_rate: sent + bounced > 0 ? bounced / (sent + bounced) : null,
-      duplicate_risk: complaintsBy.get(t / 1000 / secs)?.risk ?? 0,
+      duplicate_risk: eventsBy.get(t / 1000 / secs)?.risk ?? 0,
     });
   }
   return { bucket: q.bucket, since: new Date(since).toISOString(), until: new Date(until + secs * 1000).toISOString(), domain, data };
